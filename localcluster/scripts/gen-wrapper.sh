@@ -9,6 +9,17 @@ version=$1 dir=$2; shift 2
 staging_version="v0.${version#v1.}"
 gomod=$(go mod download -json "k8s.io/kubernetes@${version}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
 mkdir -p "$dir"
+# The proxy here refuses a few staging tags (e.g. k8s.io/kube-scheduler v0.31.14: "403 This module
+# version is not available"). Use the staging tag of the release when it downloads, else the newest
+# earlier patch of the same minor that does; every such fallback is written into go.mod as a comment.
+pick_staging() {
+  local m=$1 v
+  if go mod download "$m@${staging_version}" >/dev/null 2>&1; then echo "${staging_version}"; return; fi
+  for v in $(go list -m -versions "$m" 2>/dev/null | tr ' ' '\n' | grep -E "^${staging_version%.*}\.[0-9]+$" | sort -t. -k3,3nr); do
+    if go mod download "$m@$v" >/dev/null 2>&1; then echo "$v // fallback: ${staging_version} not served"; return; fi
+  done
+  echo "${staging_version}"
+}
 godebug=$(grep -m1 '^godebug ' "$gomod" || true)
 goline=$(grep -m1 '^go ' "$gomod")
 {
@@ -22,7 +33,7 @@ goline=$(grep -m1 '^go ' "$gomod")
   echo
   echo "replace ("
   sed -n '/^replace (/,/^)/p' "$gomod" | grep -o 'k8s.io/[a-z0-9-]* => ./staging' | awk '{print $1}' | sort -u |
-    while read -r m; do echo "	$m => $m ${staging_version}"; done
+    while read -r m; do echo "	$m => $m $(pick_staging "$m")"; done
   echo ")"
 } > "$dir/go.mod"
 {

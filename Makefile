@@ -1,0 +1,58 @@
+# shmfix.k8s: every entry point. `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+export PATH := $(VENV)/bin:$(ROOT)/.localcluster/bin:$(PATH)
+export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+export KUBECONFIG_LOCAL := $(ROOT)/.localcluster/kubeconfig
+COLLECTION_LINK := .collections/ansible_collections/shmfix/k8s
+
+.PHONY: help venv collection deps cluster-build cluster-up cluster-down cluster-status demo test unit integration molecule lint sanity clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Python virtualenv with the pinned tools (.venv)
+
+collection: ## make the checkout importable as shmfix.k8s (.collections/)
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@ln -sfn $(ROOT) $(COLLECTION_LINK)
+
+deps: venv collection ## everything but the cluster
+
+cluster-build: ## build (or reuse from ~/.cache/shmfix) the cluster's binaries and images
+	localcluster/cluster.sh build
+
+cluster-up: deps ## start the embedded cluster (idempotent)
+	localcluster/cluster.sh up
+
+cluster-down: ## stop the embedded cluster (pid files), unmount its volumes
+	localcluster/cluster.sh down
+
+cluster-status: ## components, nodes and versions of the embedded cluster
+	localcluster/cluster.sh status
+
+demo: cluster-up ## the main job against the embedded cluster
+	localcluster/demo.sh
+
+unit: deps ## unit tests of the pure logic
+	$(PY) -m pytest -q tests/unit
+
+integration: cluster-up ## integration tests on the real embedded cluster
+	$(PY) -m pytest -q tests/integration
+
+lint: deps ## ruff, yamllint, ansible-lint
+	$(VENV)/bin/ruff check plugins tests
+	$(VENV)/bin/ruff format --check plugins tests
+
+test: deps unit cluster-up integration lint ## all set-up, unit tests, integration tests, lint
+
+clean: cluster-down ## remove the cluster state and the venv
+	rm -rf .localcluster .collections $(VENV)
