@@ -232,11 +232,24 @@ cluster_leftovers() {
   echo "${out[*]}"
 }
 
-# Refuse to start while another clone's cluster owns the node cgroups and bridges.
+# Pids recorded under another checkout's state dir $1 that still run the binary they recorded.
+# A session that was killed leaves its pid files behind; those pids are dead and do not count.
+live_pids_of() {
+  local f pid want exe
+  for f in "$1"/run/*.pid; do
+    [ -s "$f" ] || continue
+    read -r pid want < "$f" || true
+    [ -n "${pid:-}" ] && pid_alive "$pid" || continue
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+    if [ -z "${want:-}" ] || [ "${exe% (deleted)}" = "$want" ]; then echo "$pid"; fi
+  done
+}
+
+# Refuse to start while another clone's live cluster owns the node cgroups and bridges.
 claim_host_resources() {
   local other
   other=$(owner_state)
-  if [ -n "$other" ] && [ "$other" != "$STATE" ] && [ -d "$other/run" ] && ls "$other/run/"*.pid >/dev/null 2>&1; then
+  if [ -n "$other" ] && [ "$other" != "$STATE" ] && [ -n "$(live_pids_of "$other")" ]; then
     die "another checkout's embedded cluster ($other) is running on this machine; stop it first: $(dirname "$other")/localcluster/cluster.sh down"
   fi
   mkdir -p "$(dirname "$OWNER_FILE")"
