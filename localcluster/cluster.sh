@@ -98,7 +98,7 @@ ensure_hosts() {
     [ "$(getent ahostsv4 "$node" 2>/dev/null | awk 'NR==1{print $1}')" = 127.0.0.1 ] || missing+=("$node")
   done
   [ ${#missing[@]} = 0 ] && return 0
-  # The API server reaches each kubelet by node name (--kubelet-preferred-address-types=Hostname).
+  # The API server reaches each kubelet at its InternalIP (the node bridge address), falling back to the node name.
   log "adding '127.0.0.1 ${missing[*]}' to /etc/hosts (node names must resolve to loopback)"
   echo "127.0.0.1 ${missing[*]} # shmfix.k8s localcluster" >> /etc/hosts
 }
@@ -129,7 +129,7 @@ start_apiserver() {
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
     --tls-cert-file "$p/apiserver.crt" --tls-private-key-file "$p/apiserver.key" --client-ca-file "$p/ca.crt" \
     --kubelet-client-certificate "$p/apiserver-kubelet-client.crt" --kubelet-client-key "$p/apiserver-kubelet-client.key" \
-    --kubelet-preferred-address-types Hostname \
+    --kubelet-preferred-address-types InternalIP,Hostname \
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$p/sa.pub" --service-account-signing-key-file "$p/sa.key" \

@@ -82,7 +82,12 @@ ensure_pki() {
     gen_cert "kubelet-$node" "/O=system:nodes/CN=system:node:$node" clientAuth
     # Serving certificate of the kubelet (the API server does not verify it, but a CA-signed one
     # keeps the kubelet from writing a self-signed pair).
-    gen_cert "kubelet-$node-serving" "/CN=$node" serverAuth "DNS:$node,IP:127.0.0.1"
+    # It names the node's bridge address too: the kubelet serves there (see node.sh).
+    if [ -s "$dir/kubelet-$node-serving.crt" ] &&
+      ! openssl x509 -in "$dir/kubelet-$node-serving.crt" -noout -ext subjectAltName 2>/dev/null | grep -q "IP Address:${NODE_NET[$node]}.1"; then
+      rm -f "$dir/kubelet-$node-serving.crt" "$dir/kubelet-$node-serving.key"
+    fi
+    gen_cert "kubelet-$node-serving" "/CN=$node" serverAuth "DNS:$node,IP:127.0.0.1,IP:${NODE_NET[$node]}.1"
   done
   if [ ! -s "$dir/sa.key" ]; then
     openssl genrsa -out "$dir/sa.key" 2048 2>/dev/null
