@@ -1,0 +1,307 @@
+# -*- coding: utf-8 -*-
+# Copyright: shmfix.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""shm_df_facts: the size of /dev/shm seen from inside running pods.
+
+`df -Pk /dev/shm` is exec'ed in each container (kubernetes.stream, one ApiClient per
+exec because stream() swaps the client's transport while it runs) with bounded
+parallelism. Where exec is impossible (no df, exec forbidden, container without a
+shell) the kubelet's `/stats/summary` (through the API server's node proxy) gives
+the size of a memory-backed emptyDir mounted at /dev/shm. Otherwise the method is
+`unavailable` and `reason` says why.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.shmfix.k8s.plugins.module_utils import df as dfparse
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import ShmfixError, resource_path
+from ansible_collections.shmfix.k8s.plugins.module_utils.cluster import node_proxy_path
+from ansible_collections.shmfix.k8s.plugins.module_utils.workloads import BUILTIN_KINDS
+
+try:
+    from kubernetes.client import CoreV1Api
+    from kubernetes.stream import stream as k8s_stream
+except ImportError:  # pragma: no cover - guarded by client.require_kubernetes
+    CoreV1Api = None
+    k8s_stream = None
+
+SHM_PATH = "/dev/shm"
+DF_COMMANDS = (["df", "-Pk", SHM_PATH], ["busybox", "df", "-Pk", SHM_PATH])
+NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory", "not found")
+
+
+def selector_to_string(selector):
+    """A LabelSelector ({matchLabels, matchExpressions}) or a plain map as a label selector string."""
+    if not selector:
+        return None
+    if "matchLabels" not in selector and "matchExpressions" not in selector:
+        return ",".join("%s=%s" % (k, v) for k, v in sorted(selector.items()))
+    parts = ["%s=%s" % (k, v) for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        op = expr.get("operator")
+        key = expr.get("key")
+        values = ",".join(expr.get("values") or [])
+        if op == "In":
+            parts.append("%s in (%s)" % (key, values))
+        elif op == "NotIn":
+            parts.append("%s notin (%s)" % (key, values))
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append("!" + key)
+    return ",".join(parts) or None
+
+
+def _owned_by(obj, kind, name):
+    return any(r.get("kind") == kind and r.get("name") == name for r in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def select_pods(kube, namespace, label_selector=None, owner=None, pods=None):
+    """Running, not terminating pods of the selection."""
+    if (owner or pods) and not namespace:
+        raise ShmfixError("namespace is required with owner or pods")
+    owner_filter = None
+    selector = label_selector
+    if owner:
+        kind = owner.get("kind")
+        name = owner.get("name")
+        if not kind or not name:
+            raise ShmfixError("owner needs kind and name, got %r" % (owner,))
+        if kind == "Pod":
+            pods = list(pods or []) + [name]
+        elif kind == "CronJob":
+            jobs = kube.get(resource_path("batch/v1", "jobs", namespace), verb="list", resource="jobs.batch", namespace=namespace)
+            job_names = {j["metadata"]["name"] for j in jobs.get("items") or [] if _owned_by(j, "CronJob", name)}
+
+            def owner_filter(pod):
+                return any(_owned_by(pod, "Job", j) for j in job_names)
+
+        else:
+            api_version = owner.get("api_version") or (BUILTIN_KINDS.get(kind) or {}).get("api_version")
+            plural = owner.get("plural") or (BUILTIN_KINDS.get(kind) or {}).get("plural")
+            if not api_version or not plural:
+                raise ShmfixError("owner kind %r is not a built-in workload kind; give owner.api_version and owner.plural" % kind)
+            obj = kube.get(resource_path(api_version, plural, namespace, name), verb="get", resource=plural, namespace=namespace, name=name)
+            owner_sel = selector_to_string((obj.get("spec") or {}).get("selector"))
+            if not owner_sel:
+                raise ShmfixError("%s %s/%s has no spec.selector to find its pods" % (kind, namespace, name))
+            selector = ",".join(s for s in (selector, owner_sel) if s)
+    path = resource_path("v1", "pods", namespace)
+    query = {"labelSelector": selector} if selector else None
+    try:
+        data = kube.get(path, query=query, verb="list", resource="pods", namespace=namespace)
+    except ShmfixError as err:
+        if err.status == 400 and selector:
+            raise ShmfixError("label selector %r is malformed: %s" % (selector, err.msg), status=err.status, reason=err.reason)
+        raise
+    items = data.get("items") or []
+    if namespace and not items:
+        try:
+            kube.get(resource_path("v1", "namespaces", name=namespace), verb="get", resource="namespaces", name=namespace)
+        except ShmfixError as err:
+            if err.status == 404:
+                raise ShmfixError("namespace %r does not exist" % namespace, status=404, reason=err.reason)
+    out = []
+    wanted = set(pods or [])
+    for pod in items:
+        meta = pod.get("metadata") or {}
+        if wanted and meta.get("name") not in wanted:
+            continue
+        if owner_filter and not owner_filter(pod):
+            continue
+        if meta.get("deletionTimestamp"):
+            continue
+        if (pod.get("status") or {}).get("phase") != "Running":
+            continue
+        out.append(pod)
+    return out
+
+
+def shm_volume_of(pod, container):
+    """Name of the volume mounted at /dev/shm in `container` of `pod`, if any."""
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        if c.get("name") == container:
+            for m in c.get("volumeMounts") or []:
+                if m.get("mountPath", "").rstrip("/") == SHM_PATH:
+                    return m.get("name")
+    return None
+
+
+def _volume_is_memory(pod, volume):
+    for v in (pod.get("spec") or {}).get("volumes") or []:
+        if v.get("name") == volume:
+            return (v.get("emptyDir") or {}).get("medium") == "Memory"
+    return False
+
+
+def _running_containers(pod, wanted=None):
+    statuses = {s.get("name"): s for s in (pod.get("status") or {}).get("containerStatuses") or []}
+    names = []
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        name = c.get("name")
+        if wanted and name != wanted:
+            continue
+        if "running" in ((statuses.get(name) or {}).get("state") or {}):
+            names.append(name)
+    return names
+
+
+def exec_df(kube, namespace, pod, container, timeout):
+    """(stdout, error) of df in a container. error is None on success."""
+    kube.count()
+    api = CoreV1Api(kube.new_api_client())
+    last_error = None
+    for command in DF_COMMANDS:
+        try:
+            ws = k8s_stream(
+                api.connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                command=command,
+                container=container,
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        except Exception as exc:  # noqa: BLE001 - ApiException, websocket and socket errors: exec is impossible
+            status = getattr(exc, "status", None)
+            body = getattr(exc, "body", None) or getattr(exc, "reason", None) or str(exc)
+            return None, "exec refused (%s): %s" % (status, _msg(body))
+        try:
+            ws.run_forever(timeout=timeout)
+            stdout = ws.read_stdout() or ""
+            stderr = ws.read_stderr() or ""
+            error = ws.read_channel(3) or ""
+            open_after = ws.is_open()
+        finally:
+            ws.close()
+        if open_after:
+            return None, "exec of %s timed out after %ss" % (" ".join(command), timeout)
+        status = _status(error)
+        if status is None or status.get("status") == "Success":
+            if stdout.strip():
+                return stdout, None
+            last_error = "df printed nothing (stderr: %s)" % stderr.strip()
+            continue
+        message = status.get("message") or error
+        last_error = "exec of %r failed: %s %s" % (" ".join(command), message, stderr.strip())
+        if not any(m in message.lower() or m in stderr.lower() for m in NOT_FOUND_MARKERS):
+            break
+    return None, last_error
+
+
+def _msg(body):
+    try:
+        return json.loads(body).get("message") or body
+    except (ValueError, TypeError, AttributeError):
+        return str(body)
+
+
+def _status(text):
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"status": "Failure", "message": text}
+
+
+class _SummaryCache:
+    def __init__(self, kube):
+        self.kube = kube
+        self.lock = threading.Lock()
+        self.cache = {}
+
+    def get(self, node):
+        with self.lock:
+            if node not in self.cache:
+                try:
+                    self.cache[node] = (self.kube.get(node_proxy_path(node, "stats/summary"), verb="get", resource="nodes/proxy", name=node), None)
+                except ShmfixError as err:
+                    self.cache[node] = (None, err.msg)
+            return self.cache[node]
+
+
+def measure(kube, pod, container, timeout, summaries):
+    meta = pod["metadata"]
+    node = (pod.get("spec") or {}).get("nodeName")
+    entry = {
+        "namespace": meta.get("namespace"),
+        "pod": meta.get("name"),
+        "container": container,
+        "node": node,
+        "size_bytes": None,
+        "used_bytes": None,
+        "available_bytes": None,
+        "filesystem": None,
+        "method": "unavailable",
+        "reason": "",
+    }
+    output, error = exec_df(kube, entry["namespace"], entry["pod"], container, timeout)
+    if output is not None:
+        try:
+            row = dfparse.parse_df(output, SHM_PATH)
+            entry.update(
+                size_bytes=row["size_bytes"],
+                used_bytes=row["used_bytes"],
+                available_bytes=row["available_bytes"],
+                filesystem=row.get("filesystem"),
+                method="exec",
+            )
+            return entry
+        except ValueError as exc:
+            error = "df output unreadable: %s" % exc
+    volume = shm_volume_of(pod, container)
+    if not volume or not _volume_is_memory(pod, volume):
+        entry["reason"] = "%s; the kubelet reports only memory-backed emptyDir volumes and /dev/shm here is %s" % (
+            error,
+            "the runtime's default tmpfs" if not volume else "volume %s (not a memory emptyDir)" % volume,
+        )
+        return entry
+    if not node:
+        entry["reason"] = "%s; pod has no node" % error
+        return entry
+    summary, err = summaries.get(node)
+    if summary is None:
+        entry["reason"] = "%s; kubelet stats of node %s not readable: %s" % (error, node, err)
+        return entry
+    try:
+        stats = dfparse.volume_stats_from_summary(summary, entry["namespace"], entry["pod"], volume)
+    except ValueError as exc:
+        stats = None
+        err = str(exc)
+    if not stats or stats.get("size_bytes") is None:
+        entry["reason"] = "%s; kubelet stats of node %s have no figures for volume %s yet%s" % (error, node, volume, (": " + err) if err else "")
+        return entry
+    entry.update(
+        size_bytes=stats["size_bytes"],
+        used_bytes=stats["used_bytes"],
+        available_bytes=stats["available_bytes"],
+        filesystem="tmpfs (volume %s)" % volume,
+        method="kubelet_stats",
+        reason="exec impossible: %s" % error,
+    )
+    return entry
+
+
+def run_df(kube, namespace=None, label_selector=None, owner=None, pods=None, container=None, parallelism=8, timeout=30):
+    selected = select_pods(kube, namespace, label_selector=label_selector, owner=owner, pods=pods)
+    jobs = []
+    for pod in selected:
+        for name in _running_containers(pod, container):
+            jobs.append((pod, name))
+    summaries = _SummaryCache(kube)
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(jobs)))) as pool:
+        results = list(pool.map(lambda job: measure(kube, job[0], job[1], timeout, summaries), jobs))
+    return results

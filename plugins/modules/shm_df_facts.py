@@ -1,0 +1,184 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: shmfix.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: shm_df_facts
+short_description: Measure /dev/shm from inside running Kubernetes pods
+version_added: 0.1.0
+description:
+  - Runs C(df -Pk /dev/shm) in the running containers of the selected pods (through the API server's exec, with
+    bounded parallelism) and returns the size, used and available bytes as the fact C(shm_df).
+  - Where exec is impossible (no C(df) in the image, exec forbidden), the figures of a memory-backed C(emptyDir)
+    mounted at C(/dev/shm) are read from the kubelet's C(/stats/summary) through the API server's node proxy
+    (method C(kubelet_stats)). Otherwise the method is C(unavailable) and C(reason) says why.
+  - Only running pods that are not terminating are measured.
+author:
+  - shmfix.k8s developers (@shmfix)
+extends_documentation_fragment:
+  - shmfix.k8s.auth
+options:
+  namespace:
+    description:
+      - Namespace of the pods. Required with O(owner) or O(pods); without it pods of every namespace are selected
+        by O(label_selector).
+    type: str
+  label_selector:
+    description:
+      - Label selector of the pods, for example C(app=web).
+    type: str
+  owner:
+    description:
+      - Measure the pods of this workload (its C(spec.selector); the pods of its Jobs for a CronJob).
+    type: dict
+    suboptions:
+      kind:
+        description: Kind of the workload, for example C(Deployment).
+        type: str
+        required: true
+      name:
+        description: Name of the workload.
+        type: str
+        required: true
+      api_version:
+        description: API version, needed only for custom resources.
+        type: str
+      plural:
+        description: Resource name (plural), needed only for custom resources.
+        type: str
+  pods:
+    description:
+      - Names of the pods to measure.
+    type: list
+    elements: str
+  container:
+    description:
+      - Measure only this container. Default is every running regular container.
+    type: str
+  parallelism:
+    description:
+      - How many execs run at the same time.
+    type: int
+    default: 8
+  timeout:
+    description:
+      - Seconds an exec may take.
+    type: int
+    default: 30
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes.
+  idempotent:
+    support: full
+    description: Read-only.
+  facts:
+    support: full
+    description: Returns the fact C(shm_df).
+requirements:
+  - kubernetes (Python client)
+seealso:
+  - module: shmfix.k8s.shm_patch
+"""
+
+EXAMPLES = r"""
+- name: Measure /dev/shm in the pods of a Deployment
+  shmfix.k8s.shm_df_facts:
+    namespace: ml
+    owner:
+      kind: Deployment
+      name: trainer
+
+- name: Check that every pod got 256Mi
+  ansible.builtin.assert:
+    that:
+      - shm_df | length > 0
+      - shm_df | map(attribute='size_bytes') | unique == [268435456]
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts set by the module.
+  returned: always
+  type: dict
+  contains:
+    shm_df:
+      description:
+        - One entry per measured container.
+        - C(method) is C(exec), C(kubelet_stats) or C(unavailable); C(reason) says why exec was not used.
+      returned: always
+      type: list
+      elements: dict
+      sample:
+        - namespace: ml
+          pod: trainer-7d9c6b9f-x2x4q
+          container: trainer
+          node: node-a
+          size_bytes: 268435456
+          used_bytes: 0
+          available_bytes: 268435456
+          filesystem: tmpfs
+          method: exec
+          reason: ""
+"""
+
+import copy
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, ShmfixError, fail_from_error, kube_from_module
+from ansible_collections.shmfix.k8s.plugins.module_utils.dfexec import run_df
+
+argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
+argument_spec.update(
+    namespace=dict(type="str"),
+    label_selector=dict(type="str"),
+    owner=dict(
+        type="dict",
+        options=dict(
+            kind=dict(type="str", required=True),
+            name=dict(type="str", required=True),
+            api_version=dict(type="str"),
+            plural=dict(type="str"),
+        ),
+    ),
+    pods=dict(type="list", elements="str"),
+    container=dict(type="str"),
+    parallelism=dict(type="int", default=8),
+    timeout=dict(type="int", default=30),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+    if p["parallelism"] < 1:
+        module.fail_json(msg="parallelism must be at least 1, got %d" % p["parallelism"])
+    if p["timeout"] < 1:
+        module.fail_json(msg="timeout must be at least 1 second, got %d" % p["timeout"])
+    kube = kube_from_module(module)
+    try:
+        entries = run_df(
+            kube,
+            namespace=p["namespace"],
+            label_selector=p["label_selector"],
+            owner=p["owner"],
+            pods=p["pods"],
+            container=p["container"],
+            parallelism=p["parallelism"],
+            timeout=p["timeout"],
+        )
+    except ShmfixError as err:
+        fail_from_error(module, err)
+    module.exit_json(changed=False, ansible_facts={"shm_df": entries})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: shmfix.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: shm_patch
+short_description: Give Kubernetes workloads a sized memory-backed /dev/shm, or restore them
+version_added: 0.1.0
+description:
+  - With O(state=present), mounts an C(emptyDir) with C(medium=Memory) and a C(sizeLimit) at C(/dev/shm) in every
+    regular container of each selected workload whose C(/dev/shm) needs it.
+  - With O(state=absent), restores exactly what the annotation C(shmfix.io/original) recorded when the workload was
+    patched; the pod template is then equal to the one before the first patch.
+  - One call handles every selected workload of a cluster. Each kind is listed once (once per namespace when
+    O(namespaces) is set), nodes are listed once, and only workloads that change are written.
+  - Writes are minimal JSON patches (only the shm volume, the C(/dev/shm) mounts and the annotation) with field
+    manager C(shmfix). They carry the C(metadata.resourceVersion) that was read, so the API server refuses a stale
+    write (409 Conflict). When the object changed in between, it is read again and re-planned, at most 3 times;
+    a concurrent edit is never lost.
+  - In check mode the same patches are sent with C(dryRun=All), so admission and validation still run, and the
+    result says C(would_patch) / C(would_restore).
+  - Jobs and bare Pods are immutable; they are reported (action C(immutable)), never patched.
+  - A volume of the workload that already uses the name O(volume_name) but is not at C(/dev/shm) is left alone, and
+    another name is picked.
+author:
+  - shmfix.k8s developers (@shmfix)
+extends_documentation_fragment:
+  - shmfix.k8s.auth
+  - shmfix.k8s.selection
+options:
+  state:
+    description:
+      - V(present) patches the workloads; V(absent) restores what C(shmfix.io/original) recorded.
+    type: str
+    choices: [present, absent]
+    default: present
+  size_limit:
+    description:
+      - C(sizeLimit) of the volume, a Kubernetes quantity such as C(256Mi) or C(2Gi).
+      - Mutually exclusive with O(size_ratio). The annotation C(shmfix.io/size-limit) on a workload overrides it.
+      - When neither O(size_limit) nor O(size_ratio) is given, the size is half (0.5) of the pod's memory limit
+        (pod-level limit, or the sum of the containers' limits when every container declares one), or 1Gi when
+        the pod has no memory limit, then kept within O(min_size) and O(max_size).
+    type: str
+  size_ratio:
+    description:
+      - Size as a fraction of the pod's memory limit, with 0 < ratio <= 1.
+      - A C(sizeLimit) above the pod memory limit would be capped by the kubelet anyway.
+    type: float
+  min_size:
+    description:
+      - Smallest size a computed (ratio or default) size may have. Default 64Mi (the runtime's default).
+    type: str
+  max_size:
+    description:
+      - Largest size a computed (ratio or default) size may have.
+    type: str
+  existing:
+    description:
+      - What to do with a workload that already has a volume at C(/dev/shm).
+      - V(keep) leaves any existing memory-backed volume as it is and only bounds an unbounded one.
+      - V(grow) raises a smaller C(sizeLimit) to the desired size, never lowers it.
+      - V(replace) sets the desired size, and replaces a disk-backed volume at C(/dev/shm).
+    type: str
+    choices: [keep, grow, replace]
+    default: keep
+  managed:
+    description:
+      - What to do with workloads managed by Helm, Argo CD or Flux, whose next sync would revert the patch.
+      - V(warn) patches and adds a warning finding; V(skip) does not patch; V(patch) patches silently.
+      - In every case each result carries C(snippet), the YAML to apply in the chart or manifest.
+    type: str
+    choices: [warn, skip, patch]
+    default: warn
+  volume_name:
+    description:
+      - Name of the volume to add.
+    type: str
+    default: dshm
+attributes:
+  check_mode:
+    support: full
+    description: Sends the writes with C(dryRun=All); nothing is persisted.
+  diff_mode:
+    support: full
+    description: Shows the shm volume and the C(/dev/shm) mounts before and after, per changed workload.
+  idempotent:
+    support: full
+    description: A second run with the same options reports C(changed=false) and makes no write.
+requirements:
+  - kubernetes (Python client)
+seealso:
+  - module: shmfix.k8s.shm_info
+  - module: shmfix.k8s.shm_df_facts
+"""
+
+EXAMPLES = r"""
+- name: Give every Deployment of ml a 2Gi /dev/shm
+  shmfix.k8s.shm_patch:
+    kubeconfig: ~/.kube/config
+    namespaces: [ml]
+    kinds: [Deployment]
+    size_limit: 2Gi
+  register: fix
+
+- name: Size /dev/shm at a quarter of each pod's memory limit, 256Mi to 4Gi, growing smaller volumes
+  shmfix.k8s.shm_patch:
+    size_ratio: 0.25
+    min_size: 256Mi
+    max_size: 4Gi
+    existing: grow
+    managed: skip
+
+- name: Preview the change with a diff, without writing
+  shmfix.k8s.shm_patch:
+    size_limit: 1Gi
+  check_mode: true
+  diff: true
+
+- name: Roll back everything shmfix changed in ml
+  shmfix.k8s.shm_patch:
+    namespaces: [ml]
+    state: absent
+"""
+
+RETURN = r"""
+results:
+  description:
+    - One record per selected workload, as in M(shmfix.k8s.shm_info), plus C(action) (patched, would_patch,
+      restored, would_restore, unchanged, skipped, immutable, failed), C(reason), C(before) and C(after)
+      (C(state), C(size_limit_bytes), C(effective_bytes)), C(snippet) (YAML for GitOps/Helm-managed workloads)
+      and C(error).
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - kind: Deployment
+      api_version: apps/v1
+      namespace: ml
+      name: trainer
+      action: patched
+      reason: "add emptyDir dshm (Memory, 2Gi) at /dev/shm"
+      before: {state: runtime_default, size_limit_bytes: null, effective_bytes: 67108864}
+      after: {state: sized, size_limit_bytes: 2147483648, effective_bytes: 2147483648}
+      snippet: null
+      error: null
+summary:
+  description: Number of workloads per outcome (check mode counts would_patch as patched).
+  returned: success
+  type: dict
+  sample: {patched: 3, restored: 0, unchanged: 8, skipped: 1, immutable: 2, failed: 0}
+api_calls:
+  description: Number of Kubernetes API requests the module made (lists, node list, writes, conflict re-reads).
+  returned: always
+  type: int
+  sample: 11
+diff:
+  description: Before/after of the changed template parts, one entry per changed workload (with C(--diff)).
+  returned: when diff mode is on
+  type: list
+  elements: dict
+"""
+
+import copy
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, ShmfixError, fail_from_error, kube_from_module
+from ansible_collections.shmfix.k8s.plugins.module_utils.workloads import PATCH_ARG_SPEC, SELECTION_ARG_SPEC, run_patch, validate_patch_params
+
+argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
+argument_spec.update(copy.deepcopy(SELECTION_ARG_SPEC))
+argument_spec.update(copy.deepcopy(PATCH_ARG_SPEC))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=[("size_limit", "size_ratio")],
+    )
+    try:
+        validate_patch_params(module.params)
+    except ShmfixError as err:
+        fail_from_error(module, err)
+    kube = kube_from_module(module)
+    try:
+        result = run_patch(kube, module.params, check_mode=module.check_mode, want_diff=module._diff)
+    except ShmfixError as err:
+        partial = getattr(err, "partial", None) or []
+        fail_from_error(module, err, api_calls=kube.calls, results=partial, changed=any(r.get("action") in ("patched", "restored") for r in partial))
+    failed = [r for r in result["results"] if r["action"] == "failed"]
+    if failed:
+        names = ", ".join("%s %s/%s: %s" % (r["kind"], r["namespace"], r["name"], r.get("error")) for r in failed)
+        module.fail_json(msg="%d workload(s) could not be written: %s" % (len(failed), names), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

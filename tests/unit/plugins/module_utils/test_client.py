@@ -1,0 +1,128 @@
+# Copyright (c) shmfix.k8s developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""client.py: configuration from the auth options and error mapping (no cluster needed)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+import pytest
+import urllib3
+from ansible_collections.shmfix.k8s.plugins.module_utils import client
+from kubernetes.client.exceptions import ApiException
+
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters:
+- name: c1
+  cluster: {server: "https://127.0.0.1:6443", insecure-skip-tls-verify: true}
+users:
+- name: u1
+  user: {token: abc}
+contexts:
+- name: one
+  context: {cluster: c1, user: u1}
+- name: two
+  context: {cluster: c1, user: u1}
+current-context: one
+"""
+
+
+@pytest.fixture
+def kubeconfig(tmp_path):
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG)
+    return str(path)
+
+
+def test_kubeconfig_context_is_loaded(kubeconfig):
+    conf = client.build_configuration({"kubeconfig": kubeconfig, "context": "two"})
+    assert conf.host == "https://127.0.0.1:6443"
+    assert conf.verify_ssl is False
+    assert conf.api_key["BearerToken"] == "Bearer abc"
+
+
+def test_missing_context_names_it_and_lists_the_others(kubeconfig):
+    with pytest.raises(client.ShmfixError) as err:
+        client.build_configuration({"kubeconfig": kubeconfig, "context": "nope"})
+    assert "context 'nope' not found" in err.value.msg
+    assert "one, two" in err.value.msg
+
+
+def test_unreadable_kubeconfig_is_named(tmp_path):
+    missing = str(tmp_path / "absent")
+    with pytest.raises(client.ShmfixError) as err:
+        client.build_configuration({"kubeconfig": missing})
+    assert missing in err.value.msg and "cannot be read" in err.value.msg
+
+
+def test_garbage_kubeconfig_is_named(tmp_path):
+    path = tmp_path / "bad"
+    path.write_text(":::: not yaml [")
+    with pytest.raises(client.ShmfixError) as err:
+        client.build_configuration({"kubeconfig": str(path)})
+    assert str(path) in err.value.msg
+
+
+def test_explicit_options_override_the_kubeconfig(kubeconfig):
+    conf = client.build_configuration({"kubeconfig": kubeconfig, "host": "https://10.0.0.1:6443", "api_key": "tok", "validate_certs": True})
+    assert conf.host == "https://10.0.0.1:6443"
+    assert conf.api_key["BearerToken"] == "Bearer tok"
+    assert conf.verify_ssl is True
+
+
+def test_host_only_needs_no_kubeconfig(monkeypatch, tmp_path):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    conf = client.build_configuration({"host": "https://10.0.0.1:6443", "api_key": "tok"})
+    assert conf.host == "https://10.0.0.1:6443"
+
+
+def _api_exception(status, reason, message):
+    exc = ApiException(status=status, reason=reason)
+    exc.body = json.dumps({"kind": "Status", "message": message})
+    return exc
+
+
+def test_forbidden_names_verb_and_resource():
+    err = client.map_exception(_api_exception(403, "Forbidden", 'deployments.apps "web" is forbidden'), "patch", "deployments.apps", "shop", "web")
+    assert err.status == 403 and err.reason == "Forbidden"
+    assert "verb 'patch' on resource 'deployments.apps'" in err.msg
+    assert "web in namespace shop" in err.msg
+
+
+def test_conflict_is_a_conflict_error():
+    err = client.map_exception(_api_exception(409, "Conflict", "the object has been modified"), "patch", "deployments.apps", "shop", "web")
+    assert isinstance(err, client.ConflictError)
+    assert err.status == 409
+
+
+def test_unreachable_server():
+    exc = urllib3.exceptions.MaxRetryError(None, "/apis", reason=urllib3.exceptions.NewConnectionError(None, "Connection refused"))
+    err = client.map_exception(exc, "list", "deployments.apps", host="https://127.0.0.1:1")
+    assert err.status is None and err.reason == "Unreachable"
+    assert "cannot reach the Kubernetes API server https://127.0.0.1:1" in err.msg
+    assert "list deployments.apps in all namespaces" in err.msg
+
+
+def test_tls_failure():
+    exc = urllib3.exceptions.MaxRetryError(None, "/version", reason=urllib3.exceptions.SSLError("CERTIFICATE_VERIFY_FAILED"))
+    err = client.map_exception(exc, "get", "version", host="https://127.0.0.1:6443")
+    assert err.reason == "TLSError"
+    assert "ca_cert" in err.msg
+
+
+@pytest.mark.parametrize(
+    "api_version, plural, ns, name, path, label",
+    [
+        ("v1", "pods", "a", "p", "/api/v1/namespaces/a/pods/p", "pods"),
+        ("apps/v1", "deployments", None, None, "/apis/apps/v1/deployments", "deployments.apps"),
+        ("argoproj.io/v1alpha1", "rollouts", "a", None, "/apis/argoproj.io/v1alpha1/namespaces/a/rollouts", "rollouts.argoproj.io"),
+    ],
+)
+def test_paths(api_version, plural, ns, name, path, label):
+    assert client.resource_path(api_version, plural, ns, name) == path
+    assert client.resource_label(api_version, plural) == label
