@@ -198,14 +198,14 @@ def test_assess_findings_exact_codes_and_actionable(name):
 
 @pytest.mark.parametrize("name", FIXTURES)
 def test_desired_size_default_policy(name):
-    _, _, spec = load(name)
+    spec = load(name)[2]
     assert shm.desired_size(spec, parse=parse_bytes) == EXPECTED[name]["desired"]
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", FIXTURES)
 def test_plan_action(name, mode):
-    _, _, spec = load(name)
+    spec = load(name)[2]
     size = EXPECTED[name]["desired"][0]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=size, existing=mode)
     assert p["action"] == EXPECTED[name]["actions"][mode], p["reason"]
@@ -226,7 +226,7 @@ def _strip_shm_parts(spec):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", FIXTURES)
 def test_apply_is_minimal_idempotent_and_rollback_is_exact(name, mode):
-    _, _, spec = load(name)
+    spec = load(name)[2]
     pristine = copy.deepcopy(spec)
     size = EXPECTED[name]["desired"][0]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=size, existing=mode)
@@ -261,7 +261,7 @@ def test_apply_is_minimal_idempotent_and_rollback_is_exact(name, mode):
 
 
 def test_configmap_named_dshm_is_never_touched():
-    _, _, spec = load("deployment-configmap-named-dshm")
+    spec = load("deployment-configmap-named-dshm")[2]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=GI)
     assert p["volume_name"] == "dshm-1"
     after = shm.apply_plan(spec, p)
@@ -278,7 +278,7 @@ def test_configmap_named_dshm_is_never_touched():
 
 
 def test_init_containers_and_sidecars_are_not_mounted():
-    _, _, spec = load("deployment-init-sidecar")
+    spec = load("deployment-init-sidecar")[2]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=704 * MI)
     after = shm.apply_plan(spec, p)
     assert after["initContainers"] == spec["initContainers"]
@@ -287,7 +287,7 @@ def test_init_containers_and_sidecars_are_not_mounted():
 
 
 def test_plan_only_named_containers():
-    _, _, spec = load("deployment-init-sidecar")
+    spec = load("deployment-init-sidecar")[2]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=GI, containers=["api"])
     assert p["after"]["mounts"] == {"api": {"name": "dshm", "mountPath": "/dev/shm"}, "log-shipper": None}
     with pytest.raises(ValueError, match=r"containers: cloud-sql-proxy not in the pod template \(its containers: api, log-shipper\)"):
@@ -295,7 +295,7 @@ def test_plan_only_named_containers():
 
 
 def test_volumes_key_absent_is_restored_absent():
-    _, _, spec = load("deployment-small-limit")
+    spec = load("deployment-small-limit")[2]
     assert "volumes" not in spec and "volumeMounts" not in spec["containers"][0]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=256 * MI)
     assert [op["path"] for op in p["patch"]] == ["/volumes", "/containers/0/name", "/containers/0/volumeMounts"]
@@ -310,14 +310,14 @@ def test_null_lists_are_restored_null():
 
 
 def test_keep_and_grow_refuse_to_add_no_more_than_the_runtime_default():
-    _, _, spec = load("deployment-small-limit")
+    spec = load("deployment-small-limit")[2]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=64 * MI, existing="grow")
     assert p["action"] == "none"
     assert "already 64.0 MiB" in p["reason"]
 
 
 def test_grow_raises_only():
-    _, _, spec = load("deployment-selenium-chrome")
+    spec = load("deployment-selenium-chrome")[2]
     assert shm.plan(spec, parse=parse_bytes, size_bytes=GI, existing="grow")["action"] == "none"
     p = shm.plan(spec, parse=parse_bytes, size_bytes=2 * GI, existing="grow")
     assert p["action"] == "resize"
@@ -328,7 +328,7 @@ def test_grow_raises_only():
 
 
 def test_grow_never_bounds_unbounded_memory():
-    _, _, spec = load("postgresql-bitnami-statefulset")
+    spec = load("postgresql-bitnami-statefulset")[2]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=16 * GI, existing="grow")
     assert p["action"] == "none"
     assert "use existing=replace" in p["reason"]
@@ -344,7 +344,7 @@ def test_replace_keeps_equal_size_written_differently():
 
 
 def test_replace_disk_backed_to_memory_and_back():
-    _, _, spec = load("statefulset-oracle-disk-shm")
+    spec = load("statefulset-oracle-disk-shm")[2]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=2 * GI, existing="replace")
     assert p["action"] == "replace"
     assert p["before"]["volume"] == {"name": "dshm", "emptyDir": {"sizeLimit": "2Gi"}}
@@ -354,7 +354,7 @@ def test_replace_disk_backed_to_memory_and_back():
 
 
 def test_replace_mounts_the_volume_in_containers_lacking_it():
-    _, _, spec = load("deployment-pytorch-mixed-mounts")
+    spec = load("deployment-pytorch-mixed-mounts")[2]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=16 * GI, existing="replace")
     assert p["action"] == "resize"
     assert p["after"]["mounts"]["dcgm-metrics"] == {"name": "dshm", "mountPath": "/dev/shm"}
@@ -388,7 +388,7 @@ def test_plan_input_errors():
 
 
 def test_apply_plan_refuses_a_spec_that_changed_since_planning():
-    _, _, spec = load("deployment-init-sidecar")
+    spec = load("deployment-init-sidecar")[2]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=GI)
     moved = copy.deepcopy(spec)
     moved["containers"].reverse()
@@ -397,7 +397,7 @@ def test_apply_plan_refuses_a_spec_that_changed_since_planning():
 
 
 def test_rollback_is_idempotent_and_keeps_later_unrelated_edits():
-    _, _, spec = load("cronjob-batch-inference")
+    spec = load("cronjob-batch-inference")[2]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=3 * GI)
     after = shm.apply_plan(spec, p)
     after["volumes"].append({"name": "scratch", "emptyDir": {}})
@@ -410,7 +410,7 @@ def test_rollback_is_idempotent_and_keeps_later_unrelated_edits():
 
 
 def test_repatch_keeps_the_first_original():
-    _, _, spec = load("cronjob-batch-inference")
+    spec = load("cronjob-batch-inference")[2]
     first = shm.plan(spec, parse=parse_bytes, size_bytes=GI)
     once = shm.apply_plan(spec, first)
     second = shm.plan(once, parse=parse_bytes, size_bytes=2 * GI, existing="replace")
@@ -439,7 +439,7 @@ def test_decode_original_rejects_foreign_annotations(text):
 
 
 def test_template_diff_shows_only_changed_parts():
-    _, _, spec = load("deployment-configmap-named-dshm")
+    spec = load("deployment-configmap-named-dshm")[2]
     after = shm.apply_plan(spec, shm.plan(spec, parse=parse_bytes, size_bytes=GI))
     assert shm.template_diff(spec, after) == {
         "before": {"volumes": [], "containers": [{"name": "gateway", "volumeMounts": [{"name": "dshm", "mountPath": "/etc/dshm", "readOnly": True}]}]},
@@ -465,7 +465,7 @@ def test_prefix_patch_and_pod_spec_path():
 
 @pytest.mark.parametrize("name", ["deployment-triton-flux-helm", "cronjob-batch-inference", "deployment-argocd-gunicorn"])
 def test_gitops_snippet_is_valid_yaml_matching_the_plan(name):
-    obj, _, spec = load(name)
+    obj, spec = load(name)[0], load(name)[2]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=EXPECTED[name]["desired"][0])
     text = shm.gitops_snippet(obj["kind"], p, name=obj["metadata"]["name"])
     patch, values = yaml.safe_load_all(text)
@@ -482,7 +482,9 @@ def test_gitops_snippet_is_valid_yaml_matching_the_plan(name):
 def test_gitops_snippet_quotes_numeric_quantities():
     spec = {"containers": [{"name": "a"}]}
     p = shm.plan(spec, parse=parse_bytes, size_bytes=100_000_000)
-    patch, _ = yaml.safe_load_all(shm.gitops_snippet("Deployment", p, name="a"))
+    docs = list(yaml.safe_load_all(shm.gitops_snippet("Deployment", p, name="a")))
+    assert len(docs) == 2
+    patch = docs[0]
     assert patch["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]["sizeLimit"] == "100000000"
 
 
@@ -702,12 +704,12 @@ def test_managed_by(metadata, expected):
     ],
 )
 def test_desired_size_options(kwargs, expected):
-    _, _, spec = load("cronjob-batch-inference")  # pod limit 6Gi
+    spec = load("cronjob-batch-inference")[2]  # pod limit 6Gi
     assert shm.desired_size(spec, parse=parse_bytes, **kwargs) == expected
 
 
 def test_desired_size_errors():
-    _, _, spec = load("cronjob-batch-inference")
+    spec = load("cronjob-batch-inference")[2]
     with pytest.raises(ValueError, match="min_size 2Gi is above max_size 1Gi"):
         shm.desired_size(spec, parse=parse_bytes, min_size="2Gi", max_size="1Gi")
     with pytest.raises(ValueError, match="size_ratio: 1.5 must be a number with 0 < ratio <= 1"):
@@ -743,6 +745,6 @@ def test_unbounded_without_limit_in_eviction_mode_reaches_half_the_ram():
 
 
 def test_containers_may_be_a_single_name():
-    _, _, spec = load("deployment-init-sidecar")
+    spec = load("deployment-init-sidecar")[2]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=GI, containers="log-shipper")
     assert [name for name, mount in p["after"]["mounts"].items() if mount] == ["log-shipper"]
