@@ -9,7 +9,7 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export KUBECONFIG_LOCAL := $(ROOT)/.localcluster/kubeconfig
 COLLECTION_LINK := .collections/ansible_collections/shmfix/k8s
 
-.PHONY: help venv collection deps cluster-build cluster-up cluster-down cluster-status demo test unit integration molecule lint sanity clean
+.PHONY: help venv collection deps cluster-build cluster-up cluster-down cluster-status demo test unit integration molecule lint sanity bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -48,11 +48,21 @@ unit: deps ## unit tests of the pure logic
 integration: cluster-up ## integration tests on the real embedded cluster
 	$(PY) -m pytest -q tests/integration
 
-lint: deps ## ruff, yamllint, ansible-lint
-	$(VENV)/bin/ruff check plugins tests
-	$(VENV)/bin/ruff format --check plugins tests
+molecule: cluster-up ## molecule scenarios default, eviction, version_check, rollback on the embedded cluster
+	$(VENV)/bin/molecule test --all
 
-test: deps unit cluster-up integration lint ## all set-up, unit tests, integration tests, lint
+lint: deps ## ruff, yamllint, ansible-lint, shellcheck
+	$(VENV)/bin/ruff check plugins tests bench
+	$(VENV)/bin/ruff format --check plugins tests bench
+	$(VENV)/bin/yamllint -s .
+	$(VENV)/bin/ansible-lint
+	@command -v shellcheck >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; }
+	shellcheck -x localcluster/*.sh localcluster/lib/*.sh localcluster/scripts/*.sh tests/sanity/*.sh .ci/run
+
+sanity: deps ## ansible-test sanity on the collection
+	tests/sanity/run.sh
+
+test: deps unit cluster-up integration molecule lint sanity ## all set-up, unit tests, integration tests, molecule, lint, sanity
 
 clean: cluster-down ## remove the cluster state and the venv
 	rm -rf .localcluster .collections $(VENV)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # `make demo`: the main job against the embedded cluster (started by `make cluster-up`).
-# Until playbooks/fix-shm.yml exists this runs localcluster/demo-first.yml: cluster versions
-# and the seed's 64 MiB /dev/shm measured in a pod.
+# Deploys the seed's hello-world Deployment and a few sample workloads (playbooks/demo-setup.yml,
+# reset to their unpatched state), then runs the main job playbooks/fix-shm.yml on the embedded
+# cluster (inventories/local.yml). The report lands in reports/<timestamp>/.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PLAYBOOK=${SHMFIX_DEMO_PLAYBOOK:-$ROOT/localcluster/demo-first.yml}
 ANSIBLE_PLAYBOOK=$ROOT/.venv/bin/ansible-playbook
 [ -x "$ANSIBLE_PLAYBOOK" ] || { echo "demo: $ANSIBLE_PLAYBOOK missing; run: make deps" >&2; exit 1; }
 [ -s "$ROOT/.localcluster/kubeconfig" ] || { echo "demo: the embedded cluster is not up; run: make cluster-up" >&2; exit 1; }
 export ANSIBLE_CONFIG=${ANSIBLE_CONFIG:-$ROOT/ansible.cfg}
 cd "$ROOT"
-exec "$ANSIBLE_PLAYBOOK" -i localhost, -e ansible_python_interpreter="$ROOT/.venv/bin/python" "$PLAYBOOK" "$@"
+"$ANSIBLE_PLAYBOOK" -i inventories/local.yml playbooks/demo-setup.yml -e demo_reset=true
+exec "$ANSIBLE_PLAYBOOK" -i inventories/local.yml playbooks/fix-shm.yml "$@"

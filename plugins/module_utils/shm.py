@@ -799,10 +799,13 @@ def plan(pod_spec, *, parse, size_bytes, existing="keep", volume_name=DEFAULT_VO
     ``existing`` says what to do when a regular container already mounts something at /dev/shm:
 
     - 'keep': leave it alone (action 'none').
-    - 'grow': only raise the sizeLimit of a sized Memory emptyDir; never shrink. An unbounded Memory
-      emptyDir counts as already bigger (its tmpfs is min(node allocatable, pod limit)); bounding it
-      could shrink it, so grow leaves it ('none') and assess() reports the risk; use 'replace' to bound
-      it. A disk-backed emptyDir is left too (moving it to RAM is not growing it).
+    - 'grow' (the default of shm_patch and the remediate role): raise the sizeLimit of a sized Memory
+      emptyDir, never lower it. An unbounded Memory emptyDir is bounded at ``size_bytes`` only when the
+      pod has no memory limit: its tmpfs is then sized by the node (the seed's 14.7G on a 29G node) and
+      any pod can fill the node's memory through it, which is the hazard this tool exists to fix. Under
+      a pod memory limit the tmpfs is already capped by that limit, and a sizeLimit below it could
+      shrink what the workload relies on, so grow leaves it ('none'; assess() reports it); use
+      'replace' to set it anyway. A disk-backed emptyDir is left too (moving it to RAM is not growing).
     - 'replace': set that volume to exactly ``emptyDir {medium: Memory, sizeLimit}`` (a sizeLimit that
       is already equal in bytes, e.g. 1024Mi for 1Gi, is left as written) and mount it in every target
       container that lacks a /dev/shm mount.
@@ -877,10 +880,23 @@ def _plan_existing(spec, parse, size_bytes, existing, name, targets):
             size_bytes,
         )
     if existing == "grow":
+        if state == UNBOUNDED_MEMORY and pod_memory_limit(spec, parse=parse)[0] is None:
+            return _replace_volume(
+                spec,
+                index,
+                volume,
+                size_bytes,
+                [],
+                "resize",
+                f"bound {name} (Memory emptyDir without sizeLimit, no pod memory limit: its tmpfs is sized by the node) "
+                f"with sizeLimit {format_bytes(size_bytes)}",
+            )
         if state != SIZED:
-            why = "grow never bounds an unbounded Memory emptyDir (that could shrink it); use existing=replace to set sizeLimit"
-            if state == DISK_BACKED:
-                why = "grow does not move a disk-backed emptyDir to memory; use existing=replace"
+            why = (
+                "the pod memory limit already caps its tmpfs and grow never lowers a size; use existing=replace to set sizeLimit"
+                if state == UNBOUNDED_MEMORY
+                else "grow does not move a disk-backed emptyDir to memory; use existing=replace"
+            )
             return _result(spec, "none", f"volume {name} is {_describe(state, current)}: {why}", name, size_bytes)
         if current >= size_bytes:
             return _result(spec, "none", f"volume {name} sizeLimit {format_bytes(current)} is already >= {format_bytes(size_bytes)}", name, size_bytes)

@@ -72,7 +72,7 @@ PATCH_ARG_SPEC = dict(
     size_ratio=dict(type="float"),
     min_size=dict(type="str"),
     max_size=dict(type="str"),
-    existing=dict(type="str", choices=list(shm.EXISTING_MODES), default="keep"),
+    existing=dict(type="str", choices=list(shm.EXISTING_MODES), default="grow"),
     managed=dict(type="str", choices=["warn", "skip", "patch"], default="warn"),
     volume_name=dict(type="str", default=shm.DEFAULT_VOLUME_NAME),
 )
@@ -538,7 +538,7 @@ def _plan_present(pod_spec, assessment, opts, params):
         pod_spec,
         parse=parse_bytes,
         size_bytes=size,
-        existing=params.get("existing") or "keep",
+        existing=params.get("existing") or "grow",
         volume_name=params.get("volume_name") or shm.DEFAULT_VOLUME_NAME,
     )
     p["size_source"] = source

@@ -63,12 +63,15 @@ options:
   existing:
     description:
       - What to do with a workload that already has a volume at C(/dev/shm).
-      - V(keep) leaves any existing memory-backed volume as it is and only bounds an unbounded one.
-      - V(grow) raises a smaller C(sizeLimit) to the desired size, never lowers it.
-      - V(replace) sets the desired size, and replaces a disk-backed volume at C(/dev/shm).
+      - V(keep) leaves any existing volume at C(/dev/shm) as it is (findings still report it).
+      - V(grow) raises a smaller C(sizeLimit) to the desired size and never lowers one. It bounds a C(medium=Memory) emptyDir without
+        C(sizeLimit) only when the pod has no memory limit (its tmpfs is then sized by the node, and any pod can fill the node's memory
+        through it); under a pod memory limit the tmpfs is already capped by that limit and is left alone.
+      - V(replace) sets exactly the desired size, also lowering a larger C(sizeLimit), bounding every unbounded one, and replacing a
+        disk-backed volume at C(/dev/shm).
     type: str
     choices: [keep, grow, replace]
-    default: keep
+    default: grow
   managed:
     description:
       - What to do with workloads managed by Helm, Argo CD or Flux, whose next sync would revert the patch.

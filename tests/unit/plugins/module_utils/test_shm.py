@@ -327,11 +327,28 @@ def test_grow_raises_only():
     assert p["patch"][0] == {"op": "test", "path": "/volumes/1", "value": {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}}
 
 
-def test_grow_never_bounds_unbounded_memory():
+def test_grow_leaves_unbounded_memory_capped_by_a_pod_limit():
     spec = load("postgresql-bitnami-statefulset")[2]
     p = shm.plan(spec, parse=parse_bytes, size_bytes=16 * GI, existing="grow")
     assert p["action"] == "none"
+    assert "the pod memory limit already caps its tmpfs" in p["reason"]
     assert "use existing=replace" in p["reason"]
+
+
+def test_grow_bounds_unbounded_memory_without_pod_limit_and_rolls_back():
+    # the seed's case 1: medium Memory, no sizeLimit, no memory limit -> the tmpfs is node-sized
+    spec = load("postgresql-bitnami-statefulset")[2]
+    for c in spec["containers"] + spec.get("initContainers", []):
+        c.get("resources", {}).pop("limits", None)
+    assert shm.pod_memory_limit(spec, parse=parse_bytes) == (None, None)
+    p = shm.plan(spec, parse=parse_bytes, size_bytes=GI, existing="grow")
+    assert p["action"] == "resize"
+    assert p["reason"].startswith("bound dshm (Memory emptyDir without sizeLimit, no pod memory limit")
+    assert p["after"]["volume"] == {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}
+    patched = shm.apply_plan(spec, p)
+    assert shm.plan(patched, parse=parse_bytes, size_bytes=GI, existing="grow")["action"] == "none"
+    assert shm.rollback(patched, p["original"]) == spec
+    assert shm.plan(spec, parse=parse_bytes, size_bytes=GI, existing="keep")["action"] == "none"
 
 
 def test_replace_keeps_equal_size_written_differently():

@@ -1,0 +1,315 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) shmfix.k8s developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: canary
+short_description: Prove with canary pods how nodes enforce a memory emptyDir's sizeLimit
+version_added: 0.1.0
+author:
+  - shmfix.k8s developers (@shmfix)
+description:
+  - Creates a labelled namespace that enforces the C(restricted) Pod Security level and, per probe, a canary pod
+    that mounts a memory-backed C(emptyDir) with a C(sizeLimit) at C(/dev/shm).
+  - Measures C(/dev/shm) with C(df) inside the canary, writes past the sizeLimit, and reports the outcome per probe.
+    C(sized) when df shows the sizeLimit and the write fails with ENOSPC; C(evicted) when the kubelet evicts the pod with
+    C(Usage of EmptyDir volume "dshm" exceeds the limit "<limit>".); C(not_enforced) when neither happens within
+    O(timeout); C(unexpected) or C(error) otherwise.
+  - With O(state=absent) deletes the canary namespace (only a namespace labelled C(shmfix.io/canary=true)).
+  - The probes run concurrently; an eviction typically takes 30 to 120 seconds (the eviction manager runs every
+    10 seconds on volume statistics refreshed up to every minute).
+extends_documentation_fragment:
+  - shmfix.k8s.auth
+attributes:
+  check_mode:
+    support: partial
+    description: In check mode nothing is created or deleted.
+    details: Every probe reports the outcome C(not_run); nothing is proven in check mode.
+  diff_mode:
+    support: none
+    description: No diff is returned.
+  idempotent:
+    support: none
+    description: O(state=present) creates new canary pods each time; pair it with O(state=absent) in an C(always) section.
+options:
+  state:
+    description: Run the probes (V(present)) or delete the canary namespace (V(absent)).
+    type: str
+    choices: [present, absent]
+    default: present
+  namespace:
+    description:
+      - Name of the canary namespace. It is created if missing; an existing namespace must carry the label
+        C(shmfix.io/canary=true).
+    type: str
+    required: true
+  namespace_labels:
+    description: Extra labels of the canary namespace and pods.
+    type: dict
+    default: {}
+  probes:
+    description: One canary per probe. Required with O(state=present).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Name of the probe (the pod is C(shm-canary-<name>)).
+        type: str
+        required: true
+      node_selector:
+        description: Node selector of the canary.
+        type: dict
+      node_name:
+        description: Node to run the canary on (bypasses the scheduler).
+        type: str
+      expect:
+        description: Enforcement expected on that node; the probe fails when another one is observed.
+        type: str
+        choices: [sized, eviction, evicted]
+      assumed:
+        description:
+          - Enforcement assumed from the kubelet version when the feature gates could not be read. Only reported;
+            a different outcome does not fail the probe.
+        type: str
+        choices: [sized, eviction]
+      covers:
+        description: Names of the nodes this probe stands for; returned as is.
+        type: list
+        elements: str
+        default: []
+  image:
+    description: Image of the canary; it needs C(sh), C(df) and C(dd) (busybox). Required with O(state=present).
+    type: str
+  image_pull_policy:
+    description: Image pull policy of the canary.
+    type: str
+    choices: [Always, IfNotPresent, Never]
+    default: IfNotPresent
+  size_limit:
+    description: C(sizeLimit) of the canary's memory emptyDir.
+    type: str
+    default: 32Mi
+  overfill:
+    description: How much more than O(size_limit) the canary writes.
+    type: str
+    default: 16Mi
+  memory_limit:
+    description: Memory limit of the canary container; keep it above O(size_limit) + O(overfill).
+    type: str
+    default: 256Mi
+  run_as_user:
+    description: Non-root user id of the canary.
+    type: int
+    default: 65534
+  volume_name:
+    description: Name of the emptyDir volume (appears in the eviction message).
+    type: str
+    default: dshm
+  tolerations:
+    description: Tolerations of the canary pods.
+    type: list
+    elements: dict
+    default: []
+  start_timeout:
+    description: Seconds to wait for the canaries to run.
+    type: int
+    default: 120
+  timeout:
+    description: Seconds to wait for an eviction after the write went through.
+    type: int
+    default: 180
+  wait:
+    description: With O(state=absent), wait until the namespace is gone.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the namespace deletion.
+    type: int
+    default: 120
+notes:
+  - The canary pods pass the C(restricted) Pod Security level (non-root user, RuntimeDefault seccomp profile, no
+    privilege escalation, every capability dropped, read-only root filesystem).
+"""
+
+EXAMPLES = r"""
+- name: Prove how sized and eviction nodes enforce sizeLimit
+  shmfix.k8s.canary:
+    kubeconfig: ~/.kube/config
+    namespace: shmfix-canary-x1y2z3
+    image: busybox:1.36
+    probes:
+      - name: sized
+        node_selector:
+          shmfix.io/node-mode: sized
+        expect: sized
+      - name: eviction
+        node_selector:
+          shmfix.io/node-mode: eviction
+        expect: eviction
+  register: proof
+
+- name: Delete the canary namespace
+  shmfix.k8s.canary:
+    namespace: shmfix-canary-x1y2z3
+    state: absent
+"""
+
+RETURN = r"""
+namespace:
+  description: The canary namespace.
+  returned: always
+  type: str
+  sample: shmfix-canary-x1y2z3
+ok:
+  description: Whether every probe showed the enforcement it expected (or some enforcement when nothing was expected).
+  returned: state=present
+  type: bool
+  sample: true
+probes:
+  description: One result per probe.
+  returned: state=present
+  type: list
+  elements: dict
+  sample:
+    - name: eviction
+      pod: shm-canary-eviction
+      namespace: shmfix-canary-x1y2z3
+      node: node-b
+      expected: eviction
+      outcome: evicted
+      ok: true
+      reason: 'the kubelet evicted the pod: Usage of EmptyDir volume "dshm" exceeds the limit "32Mi".'
+      size_limit: 32Mi
+      size_limit_bytes: 33554432
+      df_size_bytes: 12582912000
+      df_used_bytes: 0
+      df_filesystem: tmpfs
+      write_bytes: 50331648
+      write_exit_code: 0
+      write_message: 48+0 records out
+      event_message: Usage of EmptyDir volume "dshm" exceeds the limit "32Mi".
+      evidence: event
+      elapsed_seconds: 74
+api_calls:
+  description: Number of API requests made.
+  returned: always
+  type: int
+  sample: 42
+"""
+
+import copy
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.shmfix.k8s.plugins.module_utils import canary as canary_utils
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, ShmfixError, fail_from_error, kube_from_module
+from ansible_collections.shmfix.k8s.plugins.module_utils.quantity import parse_bytes
+
+argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
+argument_spec.update(
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    namespace=dict(type="str", required=True),
+    namespace_labels=dict(type="dict", default={}),
+    probes=dict(
+        type="list",
+        elements="dict",
+        default=[],
+        options=dict(
+            name=dict(type="str", required=True),
+            node_selector=dict(type="dict"),
+            node_name=dict(type="str"),
+            expect=dict(type="str", choices=["sized", "eviction", "evicted"]),
+            assumed=dict(type="str", choices=["sized", "eviction"]),
+            covers=dict(type="list", elements="str", default=[]),
+        ),
+    ),
+    image=dict(type="str"),
+    image_pull_policy=dict(type="str", choices=["Always", "IfNotPresent", "Never"], default="IfNotPresent"),
+    size_limit=dict(type="str", default="32Mi"),
+    overfill=dict(type="str", default="16Mi"),
+    memory_limit=dict(type="str", default="256Mi"),
+    run_as_user=dict(type="int", default=65534),
+    volume_name=dict(type="str", default="dshm"),
+    tolerations=dict(type="list", elements="dict", default=[]),
+    start_timeout=dict(type="int", default=120),
+    timeout=dict(type="int", default=180),
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=120),
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        required_if=[("state", "present", ("image", "probes"))],
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        size_limit_bytes = parse_bytes(p["size_limit"], "size_limit")
+        overfill_bytes = parse_bytes(p["overfill"], "overfill")
+        memory_limit_bytes = parse_bytes(p["memory_limit"], "memory_limit")
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if p["state"] == "present":
+        if not p["probes"]:
+            module.fail_json(msg="probes: give at least one probe ({name, node_selector, expect})")
+        names = [canary_utils.pod_name(probe["name"]) for probe in p["probes"]]
+        if len(set(names)) != len(names):
+            module.fail_json(msg="probes: probe names must be distinct (pods %s)" % ", ".join(names))
+        if memory_limit_bytes < size_limit_bytes + overfill_bytes + 16 * 1024 * 1024:
+            module.fail_json(msg="memory_limit %s must exceed size_limit + overfill + 16Mi, or the canary is OOM-killed before the verdict" % p["memory_limit"])
+
+    kube = kube_from_module(module)
+    runner = canary_utils.CanaryRunner(kube, p["namespace"])
+    result = dict(changed=False, namespace=p["namespace"])
+    try:
+        if p["state"] == "absent":
+            if module.check_mode:
+                result["changed"] = True
+            else:
+                result["changed"] = runner.delete_namespace(wait=p["wait"], timeout=p["wait_timeout"])
+            result["api_calls"] = kube.calls
+            module.exit_json(**result)
+        if module.check_mode:
+            result.update(
+                changed=True,
+                ok=False,
+                probes=[
+                    dict(name=pr["name"], outcome=canary_utils.OUTCOME_NOT_RUN, ok=False, reason="check mode", expected=pr.get("expect")) for pr in p["probes"]
+                ],
+                api_calls=kube.calls,
+            )
+            module.exit_json(**result)
+        runner.ensure_namespace(p["namespace_labels"])
+        result["changed"] = True
+        probes = runner.run(
+            p["probes"],
+            image=p["image"],
+            size_limit=p["size_limit"],
+            size_limit_bytes=size_limit_bytes,
+            overfill_bytes=overfill_bytes,
+            image_pull_policy=p["image_pull_policy"],
+            run_as_user=p["run_as_user"],
+            memory_limit=p["memory_limit"],
+            volume_name=p["volume_name"],
+            labels=p["namespace_labels"],
+            tolerations=p["tolerations"],
+            start_timeout=p["start_timeout"],
+            timeout=p["timeout"],
+        )
+    except ShmfixError as err:
+        fail_from_error(module, err, changed=result["changed"], namespace=p["namespace"], api_calls=kube.calls)
+    result.update(probes=probes, ok=all(pr["ok"] for pr in probes), api_calls=kube.calls)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

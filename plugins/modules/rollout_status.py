@@ -1,0 +1,150 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) shmfix.k8s developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: rollout_status
+short_description: Wait for the rollouts of several workloads and list their new pods
+version_added: 0.1.0
+author:
+  - shmfix.k8s developers (@shmfix)
+description:
+  - Waits, concurrently, until each Deployment, StatefulSet and DaemonSet has rolled out its current pod template,
+    with the rules of C(kubectl rollout status), and returns the names of the live pods of the current revision.
+  - A rollout fails when its Deployment exceeds its progress deadline, or (with O(fail_fast)) when a pod of the new
+    revision is stuck (CrashLoopBackOff, image pull errors, OOM-killed, unschedulable); it times out after O(timeout).
+  - Kinds without a rollout (ReplicaSet, ReplicationController, CronJob, Job, Pod) are reported C(not_applicable)
+    with what that means for their pods. A paused Deployment or an C(OnDelete) update strategy is reported C(manual).
+  - Read-only; never reports a change.
+extends_documentation_fragment:
+  - shmfix.k8s.auth
+attributes:
+  check_mode:
+    support: full
+    description: Runs the same in check mode; writes are not made.
+  diff_mode:
+    support: none
+    description: No diff is returned.
+  idempotent:
+    support: full
+    description: A second run with the same options changes nothing.
+options:
+  workloads:
+    description: Workloads to wait for.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      kind:
+        description: Kind of the workload.
+        type: str
+        required: true
+      namespace:
+        description: Namespace of the workload.
+        type: str
+        required: true
+      name:
+        description: Name of the workload.
+        type: str
+        required: true
+  timeout:
+    description: Seconds to wait for all rollouts together.
+    type: int
+    default: 300
+  poll_interval:
+    description: Seconds between two polls.
+    type: float
+    default: 2.0
+  fail_fast:
+    description: Fail a rollout as soon as a pod of the new revision is stuck, instead of waiting for the timeout.
+    type: bool
+    default: true
+  fail_fast_after:
+    description: Seconds after which O(fail_fast) starts looking at the new pods.
+    type: int
+    default: 20
+"""
+
+EXAMPLES = r"""
+- name: Wait for the patched workloads to roll out
+  shmfix.k8s.rollout_status:
+    workloads:
+      - kind: Deployment
+        namespace: shop
+        name: web
+      - kind: StatefulSet
+        namespace: shop
+        name: db
+    timeout: 300
+  register: rollouts
+"""
+
+RETURN = r"""
+results:
+  description: One entry per workload, in the order given.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - kind: Deployment
+      namespace: shop
+      name: web
+      status: complete
+      message: successfully rolled out (2 replicas)
+      pods: [web-7d9c8b6f5-abcde, web-7d9c8b6f5-fghij]
+      elapsed_seconds: 14
+failures:
+  description: Number of workloads whose rollout failed or timed out.
+  returned: always
+  type: int
+  sample: 0
+api_calls:
+  description: Number of API requests made.
+  returned: always
+  type: int
+  sample: 12
+"""
+
+import copy
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.shmfix.k8s.plugins.module_utils import rollout as rollout_utils
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, kube_from_module
+
+argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
+argument_spec.update(
+    workloads=dict(
+        type="list",
+        elements="dict",
+        required=True,
+        options=dict(kind=dict(type="str", required=True), namespace=dict(type="str", required=True), name=dict(type="str", required=True)),
+    ),
+    timeout=dict(type="int", default=300),
+    poll_interval=dict(type="float", default=2.0),
+    fail_fast=dict(type="bool", default=True),
+    fail_fast_after=dict(type="int", default=20),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+    unknown = sorted({w["kind"] for w in p["workloads"]} - set(rollout_utils.KINDS))
+    if unknown:
+        module.fail_json(msg="workloads: unknown kind(s) %s (known: %s)" % (", ".join(unknown), ", ".join(sorted(rollout_utils.KINDS))))
+    kube = kube_from_module(module)
+    waiter = rollout_utils.RolloutWaiter(kube, poll_interval=p["poll_interval"], fail_fast=p["fail_fast"], fail_fast_after=p["fail_fast_after"])
+    results = waiter.wait(p["workloads"], timeout=p["timeout"])
+    failed = len([r for r in results if r["status"] in (rollout_utils.FAILED, rollout_utils.TIMEOUT)])
+    module.exit_json(changed=False, results=results, failures=failed, api_calls=kube.calls)
+
+
+if __name__ == "__main__":
+    main()

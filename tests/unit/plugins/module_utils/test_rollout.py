@@ -1,0 +1,123 @@
+# Copyright (c) shmfix.k8s developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests of the rollout rules (kubectl rollout status) and of finding the new pods."""
+
+import pytest
+from ansible_collections.shmfix.k8s.plugins.module_utils import rollout
+
+
+def deployment(generation=2, observed=2, replicas=2, updated=2, total=2, available=2, paused=False, conditions=None):
+    return {
+        "metadata": {"name": "web", "namespace": "d", "uid": "dep-uid", "generation": generation, "annotations": {"deployment.kubernetes.io/revision": "3"}},
+        "spec": {"replicas": replicas, "paused": paused, "selector": {"matchLabels": {"app": "web"}}},
+        "status": {
+            "observedGeneration": observed,
+            "updatedReplicas": updated,
+            "replicas": total,
+            "availableReplicas": available,
+            "conditions": conditions or [],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "obj, state",
+    [
+        (deployment(), "complete"),
+        (deployment(observed=1), "progressing"),
+        (deployment(updated=1), "progressing"),
+        (deployment(total=3), "progressing"),
+        (deployment(available=1), "progressing"),
+        (deployment(paused=True), "manual"),
+        (deployment(updated=1, conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded", "message": "too slow"}]), "failed"),
+    ],
+)
+def test_deployment_state(obj, state):
+    assert rollout.rollout_state("Deployment", obj)[0] == state
+
+
+def statefulset(ready=1, current="r1", update="r2", strategy=None, observed=2, partition=None, updated=0):
+    spec = {"replicas": 1, "updateStrategy": strategy or {"type": "RollingUpdate"}}
+    if partition is not None:
+        spec["updateStrategy"]["rollingUpdate"] = {"partition": partition}
+    return {
+        "metadata": {"generation": 2, "uid": "sts"},
+        "spec": spec,
+        "status": {"observedGeneration": observed, "readyReplicas": ready, "currentRevision": current, "updateRevision": update, "updatedReplicas": updated},
+    }
+
+
+@pytest.mark.parametrize(
+    "obj, state",
+    [
+        (statefulset(current="r2"), "complete"),
+        (statefulset(), "progressing"),
+        (statefulset(ready=0, current="r2"), "progressing"),
+        (statefulset(observed=1, current="r2"), "progressing"),
+        (statefulset(strategy={"type": "OnDelete"}), "manual"),
+        (statefulset(partition=1), "complete"),
+    ],
+)
+def test_statefulset_state(obj, state):
+    assert rollout.rollout_state("StatefulSet", obj)[0] == state
+
+
+def test_daemonset_and_other_kinds():
+    ds = {
+        "metadata": {"generation": 1},
+        "spec": {},
+        "status": {"observedGeneration": 1, "desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 2},
+    }
+    assert rollout.rollout_state("DaemonSet", ds)[0] == "complete"
+    ds["status"]["numberAvailable"] = 1
+    assert rollout.rollout_state("DaemonSet", ds)[0] == "progressing"
+    state, note = rollout.rollout_state("CronJob", {})
+    assert state == "not_applicable" and "next Job" in note
+    assert rollout.rollout_state("ReplicaSet", {})[0] == "not_applicable"
+
+
+def pod(name, owner_uid, labels=None, deleting=False, status=None):
+    meta = {"name": name, "labels": labels or {}, "ownerReferences": [{"uid": owner_uid}]}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"metadata": meta, "status": status or {"phase": "Running"}}
+
+
+def test_current_pods_of_a_deployment_are_those_of_the_current_replicaset():
+    rs_old = {"metadata": {"uid": "rs2", "annotations": {"deployment.kubernetes.io/revision": "2"}, "ownerReferences": [{"uid": "dep-uid"}]}}
+    rs_new = {"metadata": {"uid": "rs3", "annotations": {"deployment.kubernetes.io/revision": "3"}, "ownerReferences": [{"uid": "dep-uid"}]}}
+    pods = [pod("web-old", "rs2"), pod("web-new-b", "rs3"), pod("web-new-a", "rs3"), pod("web-going", "rs3", deleting=True)]
+    assert rollout.current_pods("Deployment", deployment(), pods, [rs_old, rs_new]) == ["web-new-a", "web-new-b"]
+
+
+def test_current_pods_of_statefulset_and_daemonset_follow_the_revision_hash():
+    sts = statefulset(current="pg-abc", update="pg-def")
+    sts["metadata"]["name"] = "pg"
+    pods = [pod("pg-0", "sts", {"controller-revision-hash": "pg-def"}), pod("pg-1", "sts", {"controller-revision-hash": "pg-abc"})]
+    assert rollout.current_pods("StatefulSet", sts, pods) == ["pg-0"]
+    ds = {"metadata": {"name": "agent", "uid": "ds"}}
+    revisions = [
+        {"metadata": {"name": "agent-111", "ownerReferences": [{"uid": "ds"}]}, "revision": 1},
+        {"metadata": {"name": "agent-222", "ownerReferences": [{"uid": "ds"}]}, "revision": 2},
+    ]
+    pods = [pod("agent-x", "ds", {"controller-revision-hash": "111"}), pod("agent-y", "ds", {"controller-revision-hash": "222"})]
+    assert rollout.current_pods("DaemonSet", ds, pods, revisions=revisions) == ["agent-y"]
+
+
+@pytest.mark.parametrize(
+    "status, words",
+    [
+        ({"phase": "Running"}, None),
+        ({"containerStatuses": [{"name": "c", "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}}]}, "CrashLoopBackOff"),
+        ({"containerStatuses": [{"name": "c", "state": {"running": {}}, "lastState": {"terminated": {"reason": "OOMKilled"}}}]}, "OOM-killed"),
+        ({"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/2 nodes"}]}, "unschedulable"),
+        ({"phase": "Failed", "reason": "Evicted", "message": "Usage of EmptyDir"}, "Evicted"),
+    ],
+)
+def test_pod_problem(status, words):
+    problem = rollout.pod_problem({"metadata": {"name": "p"}, "status": status})
+    if words is None:
+        assert problem is None
+    else:
+        assert words in problem
