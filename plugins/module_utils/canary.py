@@ -27,15 +27,7 @@ import re
 import time
 
 from ansible_collections.shmfix.k8s.plugins.module_utils import df as df_utils
-from ansible_collections.shmfix.k8s.plugins.module_utils.client import ShmfixError
-
-try:
-    from kubernetes import client as k8s_client
-    from kubernetes.stream import stream as k8s_stream
-
-    HAS_STREAM = True
-except ImportError:  # pragma: no cover - client.require_kubernetes reports it
-    HAS_STREAM = False
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import HAS_STREAM, ShmfixError, exec_in_pod
 
 PAGE_SIZE = 4096
 MIB = 1024 * 1024
@@ -332,35 +324,12 @@ class CanaryRunner(object):
         """Run command in the canary container; return (stdout+stderr text, exit code or None)."""
         if not HAS_STREAM:  # pragma: no cover
             raise ShmfixError("kubernetes.stream is not available; install the kubernetes Python client")
-        self.kube.count()
-        api = k8s_client.CoreV1Api(self.kube.new_api_client())
         try:
-            resp = k8s_stream(
-                api.connect_get_namespaced_pod_exec,
-                name,
-                self.namespace,
-                command=command,
-                container=CONTAINER,
-                stderr=True,
-                stdin=False,
-                stdout=True,
-                tty=False,
-                _preload_content=False,
-                _request_timeout=timeout,
-            )
-            out = []
-            deadline = self.clock() + timeout
-            while resp.is_open() and self.clock() < deadline:
-                resp.update(timeout=1)
-                if resp.peek_stdout():
-                    out.append(resp.read_stdout())
-                if resp.peek_stderr():
-                    out.append(resp.read_stderr())
-            rc = resp.returncode if not resp.is_open() else None
-            resp.close()
+            result = exec_in_pod(self.kube, self.namespace, name, CONTAINER, command, timeout, clock=self.clock)
+            rc = result.returncode
         except Exception as exc:  # noqa: BLE001 - websocket, socket and API errors all mean the exec failed
             raise ShmfixError("exec %s in pod %s/%s failed: %s" % (" ".join(command), self.namespace, name, exc))
-        return "".join(out), rc
+        return result.output, rc
 
     def wait_running(self, names, timeout):
         """Wait until every pod runs; return {name: (pod or None, problem or None)}."""

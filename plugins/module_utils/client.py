@@ -16,6 +16,7 @@ __metaclass__ = type
 import json
 import os
 import threading
+import time
 import traceback
 
 K8S_IMP_ERR = None
@@ -31,6 +32,15 @@ except ImportError:  # pragma: no cover - exercised by missing_required_lib
     HAS_K8S = False
     ApiException = Exception
     ConfigException = Exception
+
+try:
+    import yaml
+    from kubernetes.client import CoreV1Api
+    from kubernetes.stream import stream as k8s_stream
+
+    HAS_STREAM = True
+except ImportError:  # pragma: no cover - exercised by missing_required_lib
+    HAS_STREAM = False
 
 try:
     import urllib3
@@ -376,3 +386,90 @@ def kube_from_module(module):
         return Kube(params=module.params)
     except ShmfixError as err:
         fail_from_error(module, err)
+
+
+# --------------------------------------------------------------------------- exec
+
+STATUS_CHANNEL = 3
+
+
+class ExecRefused(ShmfixError):
+    """The exec stream could not be opened (ApiException, websocket or socket error); `cause` is that exception."""
+
+    def __init__(self, cause):
+        super(ExecRefused, self).__init__(
+            str(cause), status=getattr(cause, "status", None), reason=getattr(cause, "reason", None), body=getattr(cause, "body", None)
+        )
+        self.cause = cause
+
+
+class ExecResult:
+    """What an exec printed: `stdout`, `stderr`, `output` (both in the order they arrived),
+    `status` (the text of the exit-status channel 3, "" if none) and `timed_out` (the stream
+    was still open at the deadline)."""
+
+    def __init__(self, stdout, stderr, output, status, timed_out):
+        self.stdout = stdout
+        self.stderr = stderr
+        self.output = output
+        self.status = status
+        self.timed_out = timed_out
+
+    @property
+    def returncode(self):
+        """The exit code as kubernetes.stream computes it: None if timed out, 0 on Success, else
+        the ExitCode cause; raises (TypeError, KeyError...) like WSClient.returncode on any other status."""
+        if self.timed_out:
+            return None
+        err = yaml.safe_load(self.status)
+        if err["status"] == "Success":
+            return 0
+        return int(err["details"]["causes"][0]["message"])
+
+
+def exec_in_pod(kube, namespace, pod, container, command, timeout, clock=time.time):
+    """Run `command` in `container` of `pod` through the exec websocket; wait at most `timeout` seconds.
+
+    Counts one API call, uses a fresh ApiClient (stream() swaps the client's transport while it
+    runs) and returns an ExecResult. Raises ExecRefused if the stream cannot be opened; errors
+    while it runs propagate unchanged.
+    """
+    kube.count()
+    api = CoreV1Api(kube.new_api_client())
+    try:
+        ws = k8s_stream(
+            api.connect_get_namespaced_pod_exec,
+            pod,
+            namespace,
+            command=command,
+            container=container,
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+    except Exception as exc:  # noqa: BLE001 - ApiException, websocket and socket errors: exec is impossible
+        raise ExecRefused(exc)
+    stdout, stderr, output = [], [], []
+
+    def collect():
+        if ws.peek_stdout():
+            output.append(ws.read_stdout())
+            stdout.append(output[-1])
+        if ws.peek_stderr():
+            output.append(ws.read_stderr())
+            stderr.append(output[-1])
+
+    try:
+        deadline = clock() + timeout
+        while ws.is_open() and clock() < deadline:
+            ws.update(timeout=1)
+            collect()
+        collect()
+        status = ws.read_channel(STATUS_CHANNEL) or ""
+        timed_out = ws.is_open()
+    finally:
+        ws.close()
+    return ExecResult("".join(stdout), "".join(stderr), "".join(output), status, timed_out)

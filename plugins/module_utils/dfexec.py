@@ -20,16 +20,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.shmfix.k8s.plugins.module_utils import df as dfparse
-from ansible_collections.shmfix.k8s.plugins.module_utils.client import ShmfixError, resource_path
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import ExecRefused, ShmfixError, exec_in_pod, resource_path
 from ansible_collections.shmfix.k8s.plugins.module_utils.cluster import node_proxy_path
 from ansible_collections.shmfix.k8s.plugins.module_utils.workloads import BUILTIN_KINDS
-
-try:
-    from kubernetes.client import CoreV1Api
-    from kubernetes.stream import stream as k8s_stream
-except ImportError:  # pragma: no cover - guarded by client.require_kubernetes
-    CoreV1Api = None
-    k8s_stream = None
 
 SHM_PATH = "/dev/shm"
 DF_COMMANDS = (["df", "-Pk", SHM_PATH], ["busybox", "df", "-Pk", SHM_PATH])
@@ -154,45 +147,22 @@ def _running_containers(pod, wanted=None):
 
 def exec_df(kube, namespace, pod, container, timeout):
     """(stdout, error) of df in a container. error is None on success."""
-    kube.count()
-    api = CoreV1Api(kube.new_api_client())
     last_error = None
     for command in DF_COMMANDS:
         try:
-            ws = k8s_stream(
-                api.connect_get_namespaced_pod_exec,
-                pod,
-                namespace,
-                command=command,
-                container=container,
-                stderr=True,
-                stdin=False,
-                stdout=True,
-                tty=False,
-                _preload_content=False,
-                _request_timeout=timeout,
-            )
-        except Exception as exc:  # noqa: BLE001 - ApiException, websocket and socket errors: exec is impossible
-            status = getattr(exc, "status", None)
-            body = getattr(exc, "body", None) or getattr(exc, "reason", None) or str(exc)
-            return None, "exec refused (%s): %s" % (status, _msg(body))
-        try:
-            ws.run_forever(timeout=timeout)
-            stdout = ws.read_stdout() or ""
-            stderr = ws.read_stderr() or ""
-            error = ws.read_channel(3) or ""
-            open_after = ws.is_open()
-        finally:
-            ws.close()
-        if open_after:
+            result = exec_in_pod(kube, namespace, pod, container, command, timeout)
+        except ExecRefused as err:
+            return None, "exec refused (%s): %s" % (err.status, _msg(err.body or err.reason or err.msg))
+        if result.timed_out:
             return None, "exec of %s timed out after %ss" % (" ".join(command), timeout)
-        status = _status(error)
+        stdout, stderr = result.stdout, result.stderr
+        status = _status(result.status)
         if status is None or status.get("status") == "Success":
             if stdout.strip():
                 return stdout, None
             last_error = "df printed nothing (stderr: %s)" % stderr.strip()
             continue
-        message = status.get("message") or error
+        message = status.get("message") or result.status
         last_error = "exec of %r failed: %s %s" % (" ".join(command), message, stderr.strip())
         if not any(m in message.lower() or m in stderr.lower() for m in NOT_FOUND_MARKERS):
             break

@@ -881,34 +881,22 @@ def _plan_existing(spec, parse, size_bytes, existing, name, targets):
         )
     if existing == "grow":
         if state == UNBOUNDED_MEMORY and pod_memory_limit(spec, parse=parse)[0] is None:
-            return _replace_volume(
-                spec,
-                index,
-                volume,
-                size_bytes,
-                [],
-                "resize",
+            reason = (
                 f"bound {name} (Memory emptyDir without sizeLimit, no pod memory limit: its tmpfs is sized by the node) "
-                f"with sizeLimit {format_bytes(size_bytes)}",
+                f"with sizeLimit {format_bytes(size_bytes)}"
             )
-        if state != SIZED:
+        elif state != SIZED:
             why = (
                 "the pod memory limit already caps its tmpfs and grow never lowers a size; use existing=replace to set sizeLimit"
                 if state == UNBOUNDED_MEMORY
                 else "grow does not move a disk-backed emptyDir to memory; use existing=replace"
             )
             return _result(spec, "none", f"volume {name} is {_describe(state, current)}: {why}", name, size_bytes)
-        if current >= size_bytes:
+        elif current >= size_bytes:
             return _result(spec, "none", f"volume {name} sizeLimit {format_bytes(current)} is already >= {format_bytes(size_bytes)}", name, size_bytes)
-        return _replace_volume(
-            spec,
-            index,
-            volume,
-            size_bytes,
-            [],
-            "resize",
-            f"raise sizeLimit of {name} from {format_bytes(current)} to {format_bytes(size_bytes)}",
-        )
+        else:
+            reason = f"raise sizeLimit of {name} from {format_bytes(current)} to {format_bytes(size_bytes)}"
+        return _replace_volume(spec, index, volume, size_bytes, [], "resize", reason)
     mount_ops, records = _mount_ops(spec, targets, name)
     if state == SIZED and current == size_bytes:
         if not mount_ops:

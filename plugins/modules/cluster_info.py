@@ -23,6 +23,7 @@ description:
 author:
   - shmfix.k8s developers (@shmfix)
 extends_documentation_fragment:
+  - shmfix.k8s.attributes.read_only
   - shmfix.k8s.auth
 options:
   feature_gates:
@@ -30,16 +31,6 @@ options:
       - Read the kubelets' feature gates from C(/configz) (one request per node).
     type: bool
     default: true
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes.
-  idempotent:
-    support: full
-    description: Read-only.
 requirements:
   - kubernetes (Python client)
 seealso:

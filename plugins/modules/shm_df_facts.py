@@ -21,6 +21,7 @@ description:
 author:
   - shmfix.k8s developers (@shmfix)
 extends_documentation_fragment:
+  - shmfix.k8s.attributes.read_only
   - shmfix.k8s.auth
 options:
   namespace:
@@ -71,15 +72,6 @@ options:
     type: int
     default: 30
 attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes.
-  idempotent:
-    support: full
-    description: Read-only.
   facts:
     support: full
     description: Returns the fact C(shm_df).

@@ -22,18 +22,9 @@ description:
 author:
   - shmfix.k8s developers (@shmfix)
 extends_documentation_fragment:
+  - shmfix.k8s.attributes.read_only
   - shmfix.k8s.auth
   - shmfix.k8s.selection
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no diff.
-  idempotent:
-    support: full
-    description: Read-only.
 requirements:
   - kubernetes (Python client)
 seealso:
