@@ -239,7 +239,7 @@ live_pids_of() {
   for f in "$1"/run/*.pid; do
     [ -s "$f" ] || continue
     read -r pid want < "$f" || true
-    [ -n "${pid:-}" ] && pid_alive "$pid" || continue
+    if [ -z "${pid:-}" ] || ! pid_alive "$pid"; then continue; fi
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
     if [ -z "${want:-}" ] || [ "${exe% (deleted)}" = "$want" ]; then echo "$pid"; fi
   done
