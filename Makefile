@@ -64,5 +64,9 @@ sanity: deps ## ansible-test sanity on the collection
 
 test: deps unit cluster-up integration molecule lint sanity ## all set-up, unit tests, integration tests, molecule, lint, sanity
 
+bench: deps cluster-up ## shm_patch vs a loop of kubernetes.core tasks on the real cluster (bench/results/<date>.md)
+	bench/setup.sh
+	bench/.venv/bin/python bench/run.py $(BENCH_ARGS)
+
 clean: cluster-down ## remove the cluster state and the venv
 	rm -rf .localcluster .collections $(VENV)

@@ -34,13 +34,31 @@ except ImportError:  # pragma: no cover - exercised by missing_required_lib
     ConfigException = Exception
 
 try:
-    import yaml
-    from kubernetes.client import CoreV1Api
-    from kubernetes.stream import stream as k8s_stream
+    import importlib.util
 
-    HAS_STREAM = True
+    import yaml
+
+    HAS_STREAM = importlib.util.find_spec("kubernetes.stream") is not None
 except ImportError:  # pragma: no cover - exercised by missing_required_lib
     HAS_STREAM = False
+
+# Imported on first exec only (_load_stream): importing CoreV1Api costs ~0.4 s, which every module
+# run paid before, although only shm_df_facts and canary exec (measured by bench/, see its README).
+CoreV1Api = None
+k8s_stream = None
+
+
+def _load_stream():
+    global CoreV1Api, k8s_stream  # pylint: disable=global-statement
+    if CoreV1Api is None:
+        from kubernetes.client import CoreV1Api as _core  # pylint: disable=import-outside-toplevel
+
+        CoreV1Api = _core
+    if k8s_stream is None:
+        from kubernetes.stream import stream as _stream  # pylint: disable=import-outside-toplevel
+
+        k8s_stream = _stream
+
 
 try:
     import urllib3
@@ -434,6 +452,7 @@ def exec_in_pod(kube, namespace, pod, container, command, timeout, clock=time.ti
     runs) and returns an ExecResult. Raises ExecRefused if the stream cannot be opened; errors
     while it runs propagate unchanged.
     """
+    _load_stream()
     kube.count()
     api = CoreV1Api(kube.new_api_client())
     try:
