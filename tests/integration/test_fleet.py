@@ -105,6 +105,19 @@ def write_inventory(path: Path, kubeconfig: Path, namespaces: list[str]) -> None
     path.write_text(yaml.safe_dump(inventory, sort_keys=False))
 
 
+def run_fix_shm(inventory: Path, env: dict, timeout: int) -> subprocess.CompletedProcess:
+    """Run playbooks/fix-shm.yml with the venv's ansible-playbook against `inventory`, output captured."""
+    return subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(REPO_ROOT / "playbooks" / "fix-shm.yml")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def test_fleet_two_clusters_fixed_one_unreachable(kubectl, kubeconfig, fleet_namespaces, tmp_path):
     inventory = tmp_path / "fleet.yml"
     write_inventory(inventory, kubeconfig, fleet_namespaces)
@@ -119,15 +132,7 @@ def test_fleet_two_clusters_fixed_one_unreachable(kubectl, kubeconfig, fleet_nam
         ANSIBLE_NOCOLOR="1",
     )
     started = time.monotonic()
-    proc = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(REPO_ROOT / "playbooks" / "fix-shm.yml")],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    proc = run_fix_shm(inventory, env, timeout=900)
     wall = time.monotonic() - started
     output = proc.stdout + proc.stderr
     (tmp_path / "ansible.log").write_text(output)
@@ -240,15 +245,7 @@ def test_failure_budget_stops_the_waves_and_the_report_says_why(kubectl, kubecon
         )
         reports = tmp_path / "reports"
         env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), SHMFIX_REPORT_DIR=str(reports), ANSIBLE_NOCOLOR="1")
-        proc = subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(REPO_ROOT / "playbooks" / "fix-shm.yml")],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        proc = run_fix_shm(inventory, env, timeout=600)
         output = proc.stdout + proc.stderr
         assert proc.returncode == 2, output[-4000:]
 
