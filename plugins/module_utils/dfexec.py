@@ -20,11 +20,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.shmfix.k8s.plugins.module_utils import df as dfparse
-from ansible_collections.shmfix.k8s.plugins.module_utils.client import ExecRefused, ShmfixError, exec_in_pod, resource_path
+from ansible_collections.shmfix.k8s.plugins.module_utils import kinds
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import kind_path, resource_path
 from ansible_collections.shmfix.k8s.plugins.module_utils.cluster import node_proxy_path
-from ansible_collections.shmfix.k8s.plugins.module_utils.workloads import BUILTIN_KINDS
+from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
+from ansible_collections.shmfix.k8s.plugins.module_utils.pod_exec import ExecRefused, exec_in_pod
+from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import SHM_PATH, shm_mount, volume_index
 
-SHM_PATH = "/dev/shm"
 DF_COMMANDS = (["df", "-Pk", SHM_PATH], ["busybox", "df", "-Pk", SHM_PATH])
 NOT_FOUND_MARKERS = ("executable file not found", "no such file or directory", "not found")
 
@@ -55,64 +57,69 @@ def _owned_by(obj, kind, name):
     return any(r.get("kind") == kind and r.get("name") == name for r in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
 
-def select_pods(kube, namespace, label_selector=None, owner=None, pods=None):
-    """Running, not terminating pods of the selection."""
-    if (owner or pods) and not namespace:
-        raise ShmfixError("namespace is required with owner or pods")
-    owner_filter = None
-    selector = label_selector
-    if owner:
-        kind = owner.get("kind")
-        name = owner.get("name")
-        if not kind or not name:
-            raise ShmfixError("owner needs kind and name, got %r" % (owner,))
-        if kind == "Pod":
-            pods = list(pods or []) + [name]
-        elif kind == "CronJob":
-            jobs = kube.get(resource_path("batch/v1", "jobs", namespace), verb="list", resource="jobs.batch", namespace=namespace)
-            job_names = {j["metadata"]["name"] for j in jobs.get("items") or [] if _owned_by(j, "CronJob", name)}
+def _owner_kind(owner):
+    """The KindSpec of ``owner`` ({kind, name, api_version, plural}): a built-in kind, or a custom one given in full."""
+    kind, name = owner.get("kind"), owner.get("name")
+    if not kind or not name:
+        raise ShmfixError("owner needs kind and name, got %r" % (owner,))
+    if owner.get("api_version") and owner.get("plural"):
+        return kinds.custom(kind, owner["api_version"], owner["plural"])
+    if not kinds.pods_findable(kind):
+        raise ShmfixError("owner kind %r is not a built-in workload kind; give owner.api_version and owner.plural" % kind)
+    return kinds.builtin(kind)
 
-            def owner_filter(pod):
-                return any(_owned_by(pod, "Job", j) for j in job_names)
 
-        else:
-            api_version = owner.get("api_version") or (BUILTIN_KINDS.get(kind) or {}).get("api_version")
-            plural = owner.get("plural") or (BUILTIN_KINDS.get(kind) or {}).get("plural")
-            if not api_version or not plural:
-                raise ShmfixError("owner kind %r is not a built-in workload kind; give owner.api_version and owner.plural" % kind)
-            obj = kube.get(resource_path(api_version, plural, namespace, name), verb="get", resource=plural, namespace=namespace, name=name)
-            owner_sel = selector_to_string((obj.get("spec") or {}).get("selector"))
-            if not owner_sel:
-                raise ShmfixError("%s %s/%s has no spec.selector to find its pods" % (kind, namespace, name))
-            selector = ",".join(s for s in (selector, owner_sel) if s)
-    path = resource_path("v1", "pods", namespace)
+def _owner_scope(kube, namespace, owner):
+    """(label selector, pod filter or None, pod names) that find the pods of ``owner``."""
+    spec = _owner_kind(owner)
+    name = owner["name"]
+    if spec["pods"] == "self":
+        return None, None, [name]
+    if spec["pods"] == "jobs":
+        jobs = kube.get(resource_path("batch/v1", "jobs", namespace), verb="list", resource="jobs.batch", namespace=namespace)
+        job_names = {j["metadata"]["name"] for j in jobs.get("items") or [] if _owned_by(j, spec["kind"], name)}
+        return None, (lambda pod: any(_owned_by(pod, "Job", j) for j in job_names)), []
+    obj = kube.get(kind_path(spec, namespace, name), verb="get", resource=spec.resource, namespace=namespace, name=name)
+    selector = selector_to_string((obj.get("spec") or {}).get("selector"))
+    if not selector:
+        raise ShmfixError("%s %s/%s has no spec.selector to find its pods" % (spec["kind"], namespace, name))
+    return selector, None, []
+
+
+def _list_pods(kube, namespace, selector):
     query = {"labelSelector": selector} if selector else None
     try:
-        data = kube.get(path, query=query, verb="list", resource="pods", namespace=namespace)
+        items = kube.get(resource_path("v1", "pods", namespace), query=query, verb="list", resource="pods", namespace=namespace).get("items") or []
     except ShmfixError as err:
         if err.status == 400 and selector:
             raise ShmfixError("label selector %r is malformed: %s" % (selector, err.msg), status=err.status, reason=err.reason)
         raise
-    items = data.get("items") or []
     if namespace and not items:
         try:
             kube.get(resource_path("v1", "namespaces", name=namespace), verb="get", resource="namespaces", name=namespace)
         except ShmfixError as err:
             if err.status == 404:
                 raise ShmfixError("namespace %r does not exist" % namespace, status=404, reason=err.reason)
+    return items
+
+
+def select_pods(kube, namespace, label_selector=None, owner=None, pods=None):
+    """Running, not terminating pods of the selection."""
+    if (owner or pods) and not namespace:
+        raise ShmfixError("namespace is required with owner or pods")
+    selector, owner_filter, names = label_selector, None, list(pods or [])
+    if owner:
+        owner_selector, owner_filter, owner_names = _owner_scope(kube, namespace, owner)
+        selector = ",".join(s for s in (selector, owner_selector) if s) or None
+        names += owner_names
+    wanted = set(names)
     out = []
-    wanted = set(pods or [])
-    for pod in items:
+    for pod in _list_pods(kube, namespace, selector):
         meta = pod.get("metadata") or {}
-        if wanted and meta.get("name") not in wanted:
+        if (wanted and meta.get("name") not in wanted) or (owner_filter and not owner_filter(pod)) or meta.get("deletionTimestamp"):
             continue
-        if owner_filter and not owner_filter(pod):
-            continue
-        if meta.get("deletionTimestamp"):
-            continue
-        if (pod.get("status") or {}).get("phase") != "Running":
-            continue
-        out.append(pod)
+        if (pod.get("status") or {}).get("phase") == "Running":
+            out.append(pod)
     return out
 
 
@@ -120,17 +127,13 @@ def shm_volume_of(pod, container):
     """Name of the volume mounted at /dev/shm in `container` of `pod`, if any."""
     for c in (pod.get("spec") or {}).get("containers") or []:
         if c.get("name") == container:
-            for m in c.get("volumeMounts") or []:
-                if m.get("mountPath", "").rstrip("/") == SHM_PATH:
-                    return m.get("name")
+            return (shm_mount(c)[1] or {}).get("name")
     return None
 
 
 def _volume_is_memory(pod, volume):
-    for v in (pod.get("spec") or {}).get("volumes") or []:
-        if v.get("name") == volume:
-            return (v.get("emptyDir") or {}).get("medium") == "Memory"
-    return False
+    found = volume_index(pod.get("spec") or {}, volume)[1] or {}
+    return (found.get("emptyDir") or {}).get("medium") == "Memory"
 
 
 def _running_containers(pod, wanted=None):
@@ -201,36 +204,10 @@ class _SummaryCache:
             return self.cache[node]
 
 
-def measure(kube, pod, container, timeout, summaries):
-    meta = pod["metadata"]
-    node = (pod.get("spec") or {}).get("nodeName")
-    entry = {
-        "namespace": meta.get("namespace"),
-        "pod": meta.get("name"),
-        "container": container,
-        "node": node,
-        "size_bytes": None,
-        "used_bytes": None,
-        "available_bytes": None,
-        "filesystem": None,
-        "method": "unavailable",
-        "reason": "",
-    }
-    output, error = exec_df(kube, entry["namespace"], entry["pod"], container, timeout)
-    if output is not None:
-        try:
-            row = dfparse.parse_df(output, SHM_PATH)
-            entry.update(
-                size_bytes=row["size_bytes"],
-                used_bytes=row["used_bytes"],
-                available_bytes=row["available_bytes"],
-                filesystem=row.get("filesystem"),
-                method="exec",
-            )
-            return entry
-        except ValueError as exc:
-            error = "df output unreadable: %s" % exc
-    volume = shm_volume_of(pod, container)
+def _from_kubelet_stats(entry, pod, error, summaries):
+    """Fill ``entry`` from the kubelet's volume stats when exec failed with ``error``; the entry says why not otherwise."""
+    volume = shm_volume_of(pod, entry["container"])
+    node = entry["node"]
     if not volume or not _volume_is_memory(pod, volume):
         entry["reason"] = "%s; the kubelet reports only memory-backed emptyDir volumes and /dev/shm here is %s" % (
             error,
@@ -247,8 +224,7 @@ def measure(kube, pod, container, timeout, summaries):
     try:
         stats = dfparse.volume_stats_from_summary(summary, entry["namespace"], entry["pod"], volume)
     except ValueError as exc:
-        stats = None
-        err = str(exc)
+        stats, err = None, str(exc)
     if not stats or stats.get("size_bytes") is None:
         entry["reason"] = "%s; kubelet stats of node %s have no figures for volume %s yet%s" % (error, node, volume, (": " + err) if err else "")
         return entry
@@ -263,15 +239,62 @@ def measure(kube, pod, container, timeout, summaries):
     return entry
 
 
+def measure(kube, pod, container, timeout, summaries):
+    """One df entry: {namespace, pod, container, node, size/used/available bytes, filesystem, method, reason}."""
+    meta = pod["metadata"]
+    entry = {
+        "namespace": meta.get("namespace"),
+        "pod": meta.get("name"),
+        "container": container,
+        "node": (pod.get("spec") or {}).get("nodeName"),
+        "size_bytes": None,
+        "used_bytes": None,
+        "available_bytes": None,
+        "filesystem": None,
+        "method": "unavailable",
+        "reason": "",
+    }
+    output, error = exec_df(kube, entry["namespace"], entry["pod"], container, timeout)
+    if output is not None:
+        try:
+            row = dfparse.parse_df(output, SHM_PATH)
+        except ValueError as exc:
+            error = "df output unreadable: %s" % exc
+        else:
+            entry.update(size_bytes=row["size_bytes"], used_bytes=row["used_bytes"], available_bytes=row["available_bytes"], filesystem=row.get("filesystem"))
+            entry["method"] = "exec"
+            return entry
+    return _from_kubelet_stats(entry, pod, error, summaries)
+
+
 def run_df(kube, namespace=None, label_selector=None, owner=None, pods=None, container=None, parallelism=8, timeout=30):
+    """df of /dev/shm in every running container of the selected pods, ``parallelism`` execs at a time."""
     selected = select_pods(kube, namespace, label_selector=label_selector, owner=owner, pods=pods)
-    jobs = []
-    for pod in selected:
-        for name in _running_containers(pod, container):
-            jobs.append((pod, name))
-    summaries = _SummaryCache(kube)
+    jobs = [(pod, name) for pod in selected for name in _running_containers(pod, container)]
     if not jobs:
         return []
+    summaries = _SummaryCache(kube)
     with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(jobs)))) as pool:
-        results = list(pool.map(lambda job: measure(kube, job[0], job[1], timeout, summaries), jobs))
-    return results
+        return list(pool.map(lambda job: measure(kube, job[0], job[1], timeout, summaries), jobs))
+
+
+def run_df_facts(kube, params):
+    """shm_df_facts: the module result."""
+    for opt, low in (("parallelism", 1), ("timeout", 1)):
+        if params.get(opt) is not None and params[opt] < low:
+            raise ShmfixError("%s must be at least %d, got %d" % (opt, low, params[opt]))
+    start = kube.calls
+    try:
+        entries = run_df(
+            kube,
+            namespace=params.get("namespace"),
+            label_selector=params.get("label_selector"),
+            owner=params.get("owner"),
+            pods=params.get("pods"),
+            container=params.get("container"),
+            parallelism=params.get("parallelism") or 8,
+            timeout=params.get("timeout") or 30,
+        )
+    except ShmfixError as err:
+        raise err.with_result(api_calls=kube.calls - start)
+    return {"changed": False, "ansible_facts": {"shm_df": entries}}

@@ -1,19 +1,17 @@
 # Copyright (c) shmfix.k8s developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Byte quantities: parse with the kubernetes client's own parser, format as binary quantities.
+"""Byte quantities: parse with the kubernetes client's own parser (formatting is units.py's).
 
 API (stable, used by the modules):
 
 - ``parse_bytes(value, what, allow_zero=False) -> int``: a Kubernetes quantity ("256Mi", "1Gi",
   "1.5Gi", "500M", 1073741824) as a whole number of bytes. ``ValueError`` naming ``what``,
   the input and the fix on anything else.
-- ``format_bytes(n) -> str`` (from units.py): shortest exact binary quantity ("256Mi", "1Gi", "1536Mi", "1000").
-- ``human(n) -> str``: for messages ("64.0 MiB", "1.5 GiB", "512 B").
 - ``parse_ratio(value, what) -> float``: a ratio with 0 < ratio <= 1.
 - ``HAS_KUBERNETES`` / ``KUBERNETES_IMPORT_ERROR``: for ``missing_required_lib("kubernetes")``.
 
-``parse_bytes`` is what callers inject into ``shm.assess(parse=...)`` and friends.
+``parse_bytes`` is what callers inject into ``assessment.assess(parse=...)`` and friends.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -22,10 +20,6 @@ __metaclass__ = type
 
 import traceback
 from decimal import Decimal
-
-from ansible_collections.shmfix.k8s.plugins.module_utils.units import GI, KI, MI, format_bytes, human
-
-__all__ = ["GI", "HAS_KUBERNETES", "KI", "KUBERNETES_IMPORT_ERROR", "MI", "format_bytes", "human", "parse_bytes", "parse_ratio"]
 
 try:
     from kubernetes.utils.quantity import parse_quantity

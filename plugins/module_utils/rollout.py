@@ -7,7 +7,7 @@
 Pure parts: ``rollout_state(kind, obj) -> (state, message)`` with state one of
 ``complete``, ``progressing``, ``failed``, ``manual`` (OnDelete strategy or a paused
 Deployment: nothing rolls until someone acts) and ``not_applicable`` (kinds without a rollout:
-ReplicaSet, ReplicationController, CronJob, Job, Pod); ``pod_problem(pod)``.
+ReplicaSet, ReplicationController, CronJob, Job, Pod); ``current_pods(...)``.
 ``RolloutWaiter`` polls the API through a ``client.Kube``.
 """
 
@@ -17,45 +17,17 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.shmfix.k8s.plugins.module_utils.client import ShmfixError
+from ansible_collections.shmfix.k8s.plugins.module_utils import kinds, outcomes
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import kind_path, resource_path
+from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
+from ansible_collections.shmfix.k8s.plugins.module_utils.pod_status import pod_problem
 
-KINDS = {
-    "Deployment": ("apps/v1", "deployments"),
-    "StatefulSet": ("apps/v1", "statefulsets"),
-    "DaemonSet": ("apps/v1", "daemonsets"),
-    "ReplicaSet": ("apps/v1", "replicasets"),
-    "ReplicationController": ("v1", "replicationcontrollers"),
-    "CronJob": ("batch/v1", "cronjobs"),
-    "Job": ("batch/v1", "jobs"),
-    "Pod": ("v1", "pods"),
-}
-
-COMPLETE = "complete"
-PROGRESSING = "progressing"
-FAILED = "failed"
-MANUAL = "manual"
-NOT_APPLICABLE = "not_applicable"
-TIMEOUT = "timeout"
-
-NOT_APPLICABLE_NOTES = {
-    "ReplicaSet": "a ReplicaSet does not replace running pods when its template changes; new pods get the new /dev/shm",
-    "ReplicationController": "a ReplicationController does not replace running pods when its template changes; new pods get the new /dev/shm",
-    "CronJob": "the next Job the CronJob starts gets the new /dev/shm",
-    "Job": "a Job's pod template is immutable",
-    "Pod": "a bare Pod cannot change its volumes",
-}
-
-# Container waiting reasons that mean the new pods will not become ready by waiting.
-STUCK_REASONS = (
-    "CrashLoopBackOff",
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "ErrImageNeverPull",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-)
+COMPLETE = outcomes.ROLLOUT_COMPLETE
+PROGRESSING = outcomes.ROLLOUT_PROGRESSING
+FAILED = outcomes.ROLLOUT_FAILED
+MANUAL = outcomes.ROLLOUT_MANUAL
+NOT_APPLICABLE = outcomes.ROLLOUT_NOT_APPLICABLE
+TIMEOUT = outcomes.ROLLOUT_TIMEOUT
 
 
 def _int(value, default=0):
@@ -125,36 +97,20 @@ def _daemonset_state(obj):
     return COMPLETE, "rolled out to %d nodes" % desired
 
 
+_OBSERVERS = {"deployment": _deployment_state, "statefulset": _statefulset_state, "daemonset": _daemonset_state}
+
+
+def rolled_out(kind):
+    """True when a template change of ``kind`` is rolled out by its controller (kinds.py ``rollout``)."""
+    return kind in kinds.BUILTIN and kinds.BUILTIN[kind]["rollout"] is not None
+
+
 def rollout_state(kind, obj):
     """(state, message) of a workload's rollout from the object (pure)."""
-    if kind == "Deployment":
-        return _deployment_state(obj)
-    if kind == "StatefulSet":
-        return _statefulset_state(obj)
-    if kind == "DaemonSet":
-        return _daemonset_state(obj)
-    return NOT_APPLICABLE, NOT_APPLICABLE_NOTES.get(kind, "%s has no rollout to wait for" % kind)
-
-
-def pod_problem(pod):
-    """Why a pod of the new revision is stuck (pure), or None."""
-    status = pod.get("status") or {}
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
-            return "pod %s is unschedulable: %s" % ((pod.get("metadata") or {}).get("name"), cond.get("message", ""))
-    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in STUCK_REASONS:
-            return "pod %s container %s: %s %s" % ((pod.get("metadata") or {}).get("name"), cs.get("name"), waiting.get("reason"), waiting.get("message", ""))
-        terminated = (cs.get("lastState") or {}).get("terminated") or {}
-        if terminated.get("reason") == "OOMKilled":
-            return "pod %s container %s was OOM-killed (shm pages count against the container's memory limit)" % (
-                (pod.get("metadata") or {}).get("name"),
-                cs.get("name"),
-            )
-    if status.get("phase") == "Failed":
-        return "pod %s failed: %s %s" % ((pod.get("metadata") or {}).get("name"), status.get("reason", ""), status.get("message", ""))
-    return None
+    spec = kinds.BUILTIN.get(kind)
+    if spec and spec["rollout"]:
+        return _OBSERVERS[spec["rollout"]](obj)
+    return NOT_APPLICABLE, spec["rollout_note"] if spec else "%s has no rollout to wait for" % kind
 
 
 def _owned_by(obj, uid):
@@ -208,22 +164,15 @@ class RolloutWaiter(object):
         self.fail_fast_after = fail_fast_after
         self.clock = clock
         self.sleep = sleep
+        self.started = None
 
     def _get(self, kind, namespace, name):
-        api_version, plural = KINDS[kind]
-        prefix = "/api/" + api_version if "/" not in api_version else "/apis/" + api_version
-        return self.kube.get(
-            "%s/namespaces/%s/%s/%s" % (prefix, namespace, plural, name),
-            verb="get",
-            resource=plural + ("." + api_version.split("/")[0] if "/" in api_version else ""),
-            namespace=namespace,
-            name=name,
-        )
+        spec = kinds.builtin(kind)
+        return self.kube.get(kind_path(spec, namespace, name), verb="get", resource=spec.resource, namespace=namespace, name=name)
 
     def _list(self, api_version, plural, namespace, selector=None):
-        prefix = "/api/" + api_version if "/" not in api_version else "/apis/" + api_version
         data = self.kube.get(
-            "%s/namespaces/%s/%s" % (prefix, namespace, plural), query={"labelSelector": selector}, verb="list", resource=plural, namespace=namespace
+            resource_path(api_version, plural, namespace), query={"labelSelector": selector}, verb="list", resource=plural, namespace=namespace
         )
         return data.get("items") or []
 
@@ -235,78 +184,78 @@ class RolloutWaiter(object):
         revisions = self._list("apps/v1", "controllerrevisions", namespace, selector) if kind == "DaemonSet" else None
         return pods, current_pods(kind, obj, pods, replicasets, revisions)
 
+    def _problems(self, kind, obj):
+        """(names of the current pods, what is wrong with them: at most 3)."""
+        pods, names = self.pods_of(kind, obj)
+        problems = [p for p in (pod_problem(pod) for pod in pods if pod["metadata"]["name"] in names) if p]
+        return names, problems[:3]
+
+    def _elapsed(self):
+        return int(self.clock() - self.started)
+
+    def poll(self, result, want_pods=True):
+        """Look at one workload once; True when its rollout has ended (result updated)."""
+        kind = result["kind"]
+        if kind not in kinds.BUILTIN:
+            result.update(status=FAILED, message="unknown kind %s (known: %s)" % (kind, ", ".join(kinds.DEFAULT_KINDS)), elapsed_seconds=0)
+            return True
+        try:
+            obj = self._get(kind, result["namespace"], result["name"])
+        except ShmfixError as err:
+            result.update(status=FAILED, message=err.msg, elapsed_seconds=self._elapsed())
+            return True
+        state, message = rollout_state(kind, obj)
+        if state == PROGRESSING:
+            result["message"] = message
+            if self.fail_fast and self.clock() - self.started >= self.fail_fast_after and rolled_out(kind):
+                names, problems = self._problems(kind, obj)
+                if problems:
+                    result.update(status=FAILED, message="%s; %s" % (message, "; ".join(problems)), pods=names, elapsed_seconds=self._elapsed())
+                    return True
+            return False
+        result.update(status=state, message=message, elapsed_seconds=self._elapsed())
+        if want_pods and state in (COMPLETE, FAILED) and rolled_out(kind):
+            names, problems = self._problems(kind, obj)
+            result["pods"] = names
+            if state == FAILED and problems:
+                result["message"] += "; " + "; ".join(problems)
+        return True
+
+    def time_out(self, result, timeout):
+        """Mark a workload still rolling out at the deadline, with what its pods show."""
+        why = result["message"]
+        try:
+            names, problems = self._problems(result["kind"], self._get(result["kind"], result["namespace"], result["name"]))
+            if problems:
+                why += "; " + "; ".join(problems)
+            result["pods"] = names
+        except ShmfixError as err:
+            why += "; " + err.msg
+        result.update(status=TIMEOUT, message="not rolled out within %ds: %s" % (timeout, why), elapsed_seconds=self._elapsed())
+
     def wait(self, workloads, timeout=300, want_pods=True):
         """Wait for every workload; return one result dict per workload, in order."""
-        started = self.clock()
-        deadline = started + timeout
-        results = []
-        for w in workloads:
-            results.append(
-                {
-                    "kind": w["kind"],
-                    "namespace": w["namespace"],
-                    "name": w["name"],
-                    "status": None,
-                    "message": "",
-                    "pods": [],
-                    "elapsed_seconds": None,
-                }
-            )
-        pending = list(range(len(results)))
+        self.started = self.clock()
+        deadline = self.started + timeout
+        results = [dict(kind=w["kind"], namespace=w["namespace"], name=w["name"], status=None, message="", pods=[], elapsed_seconds=None) for w in workloads]
+        pending = list(results)
         while pending:
-            for index in list(pending):
-                result = results[index]
-                kind = result["kind"]
-                if kind not in KINDS:
-                    result.update(status=FAILED, message="unknown kind %s (known: %s)" % (kind, ", ".join(sorted(KINDS))), elapsed_seconds=0)
-                    pending.remove(index)
-                    continue
-                try:
-                    obj = self._get(kind, result["namespace"], result["name"])
-                except ShmfixError as err:
-                    result.update(status=FAILED, message=err.msg, elapsed_seconds=int(self.clock() - started))
-                    pending.remove(index)
-                    continue
-                state, message = rollout_state(kind, obj)
-                if state == PROGRESSING:
-                    result["message"] = message
-                    if self.fail_fast and self.clock() - started >= self.fail_fast_after and kind in ("Deployment", "StatefulSet", "DaemonSet"):
-                        pods, names = self.pods_of(kind, obj)
-                        problems = [pod_problem(p) for p in pods if p["metadata"]["name"] in names]
-                        problems = [p for p in problems if p]
-                        if problems:
-                            result.update(
-                                status=FAILED, message="%s; %s" % (message, "; ".join(problems[:3])), pods=names, elapsed_seconds=int(self.clock() - started)
-                            )
-                            pending.remove(index)
-                    continue
-                result.update(status=state, message=message, elapsed_seconds=int(self.clock() - started))
-                if want_pods and state in (COMPLETE, FAILED) and kind in ("Deployment", "StatefulSet", "DaemonSet"):
-                    pods, names = self.pods_of(kind, obj)
-                    result["pods"] = names
-                    if state == FAILED:
-                        problems = [pod_problem(p) for p in pods if p["metadata"]["name"] in names]
-                        problems = [p for p in problems if p]
-                        if problems:
-                            result["message"] += "; " + "; ".join(problems[:3])
-                pending.remove(index)
-            if not pending:
+            pending = [r for r in pending if not self.poll(r, want_pods)]
+            if pending and self.clock() >= deadline:
+                for result in pending:
+                    self.time_out(result, timeout)
                 break
-            if self.clock() >= deadline:
-                for index in pending:
-                    result = results[index]
-                    why = result["message"]
-                    try:
-                        obj = self._get(result["kind"], result["namespace"], result["name"])
-                        pods, names = self.pods_of(result["kind"], obj)
-                        problems = [pod_problem(p) for p in pods if p["metadata"]["name"] in names]
-                        problems = [p for p in problems if p]
-                        if problems:
-                            why += "; " + "; ".join(problems[:3])
-                        result["pods"] = names
-                    except ShmfixError as err:
-                        why += "; " + err.msg
-                    result.update(status=TIMEOUT, message="not rolled out within %ds: %s" % (timeout, why), elapsed_seconds=int(self.clock() - started))
-                break
-            self.sleep(self.poll_interval)
+            if pending:
+                self.sleep(self.poll_interval)
         return results
+
+
+def run_rollout_status(kube, params):
+    """rollout_status: the module result."""
+    unknown = sorted({w["kind"] for w in params["workloads"]} - set(kinds.BUILTIN))
+    if unknown:
+        raise ShmfixError("workloads: unknown kind(s) %s (known: %s)" % (", ".join(unknown), ", ".join(kinds.DEFAULT_KINDS)))
+    waiter = RolloutWaiter(kube, poll_interval=params["poll_interval"], fail_fast=params["fail_fast"], fail_fast_after=params["fail_fast_after"])
+    results = waiter.wait(params["workloads"], timeout=params["timeout"])
+    failed = len([r for r in results if r["status"] in (FAILED, TIMEOUT)])
+    return {"changed": False, "results": results, "failures": failed, "api_calls": kube.calls}

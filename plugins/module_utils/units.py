@@ -1,8 +1,14 @@
 # Copyright (c) shmfix.k8s developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""PURE: byte-count formatting shared by quantity.py (which needs the kubernetes client to parse)
-and shm.py (which must not import it). ``quantity`` re-exports these names."""
+"""PURE: the one home of byte counts: binary units, tmpfs page rounding, the two byte formats.
+
+- ``format_bytes(n)``: a Kubernetes quantity ('256Mi'), for manifests and option values;
+- ``human(n)``: for people ('64 MiB', '1.5 GiB'), in messages, reports and the ``human_bytes`` filter;
+- ``page_round(n)``: what ``df`` shows for a tmpfs of ``size=n`` (the kernel rounds up to pages).
+
+Parsing quantities needs the kubernetes client and lives in quantity.py.
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,9 +17,9 @@ __metaclass__ = type
 KI = 1024
 MI = 1024**2
 GI = 1024**3
+PAGE_SIZE = 4096
 
 _BINARY_UNITS = (("Ei", 1024**6), ("Pi", 1024**5), ("Ti", 1024**4), ("Gi", GI), ("Mi", MI), ("Ki", KI))
-_HUMAN_UNITS = (("EiB", 1024**6), ("PiB", 1024**5), ("TiB", 1024**4), ("GiB", GI), ("MiB", MI), ("KiB", KI))
 
 
 def format_bytes(n):
@@ -28,15 +34,23 @@ def format_bytes(n):
     return str(n)
 
 
-def human(n):
-    """Readable size for messages: 67108864 -> '64.0 MiB', 1610612736 -> '1.5 GiB', 512 -> '512 B'; None -> 'unknown'."""
+def human(n, missing="unknown"):
+    """Readable size: 67108864 -> '64 MiB', 1610612736 -> '1.5 GiB', 512 -> '512 B'; None -> ``missing``."""
     if n is None:
-        return "unknown"
+        return missing
     n = _as_byte_count(n)
-    for suffix, size in _HUMAN_UNITS:
+    for suffix, size in _BINARY_UNITS:
         if n >= size:
-            return f"{n / size:.1f} {suffix}"
+            amount = n / size
+            return f"{int(amount)} {suffix}B" if amount == int(amount) else f"{amount:.1f} {suffix}B"
     return f"{n} B"
+
+
+def page_round(n):
+    """``n`` rounded up to whole pages (what df shows for a tmpfs mounted with size=n); None stays None."""
+    if n is None:
+        return None
+    return -(-_as_byte_count(n) // PAGE_SIZE) * PAGE_SIZE
 
 
 def _as_byte_count(n):

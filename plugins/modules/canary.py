@@ -208,9 +208,10 @@ api_calls:
 import copy
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.shmfix.k8s.plugins.module_utils import canary as canary_utils
-from ansible_collections.shmfix.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, ShmfixError, fail_from_error, kube_from_module
-from ansible_collections.shmfix.k8s.plugins.module_utils.quantity import parse_bytes
+from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.shmfix.k8s.plugins.module_utils.canary_runner import run_canary
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
+from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
 
 argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
 argument_spec.update(
@@ -246,68 +247,11 @@ argument_spec.update(
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        required_if=[("state", "present", ("image", "probes"))],
-        supports_check_mode=True,
-    )
-    p = module.params
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, required_if=[("state", "present", ("image", "probes"))])
     try:
-        size_limit_bytes = parse_bytes(p["size_limit"], "size_limit")
-        overfill_bytes = parse_bytes(p["overfill"], "overfill")
-        memory_limit_bytes = parse_bytes(p["memory_limit"], "memory_limit")
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    if p["state"] == "present":
-        if not p["probes"]:
-            module.fail_json(msg="probes: give at least one probe ({name, node_selector, expect})")
-        names = [canary_utils.pod_name(probe["name"]) for probe in p["probes"]]
-        if len(set(names)) != len(names):
-            module.fail_json(msg="probes: probe names must be distinct (pods %s)" % ", ".join(names))
-        if memory_limit_bytes < size_limit_bytes + overfill_bytes + 16 * 1024 * 1024:
-            module.fail_json(msg="memory_limit %s must exceed size_limit + overfill + 16Mi, or the canary is OOM-killed before the verdict" % p["memory_limit"])
-
-    kube = kube_from_module(module)
-    runner = canary_utils.CanaryRunner(kube, p["namespace"])
-    result = dict(changed=False, namespace=p["namespace"])
-    try:
-        if p["state"] == "absent":
-            if module.check_mode:
-                result["changed"] = True
-            else:
-                result["changed"] = runner.delete_namespace(wait=p["wait"], timeout=p["wait_timeout"])
-            result["api_calls"] = kube.calls
-            module.exit_json(**result)
-        if module.check_mode:
-            result.update(
-                changed=True,
-                ok=False,
-                probes=[
-                    dict(name=pr["name"], outcome=canary_utils.OUTCOME_NOT_RUN, ok=False, reason="check mode", expected=pr.get("expect")) for pr in p["probes"]
-                ],
-                api_calls=kube.calls,
-            )
-            module.exit_json(**result)
-        runner.ensure_namespace(p["namespace_labels"])
-        result["changed"] = True
-        probes = runner.run(
-            p["probes"],
-            image=p["image"],
-            size_limit=p["size_limit"],
-            size_limit_bytes=size_limit_bytes,
-            overfill_bytes=overfill_bytes,
-            image_pull_policy=p["image_pull_policy"],
-            run_as_user=p["run_as_user"],
-            memory_limit=p["memory_limit"],
-            volume_name=p["volume_name"],
-            labels=p["namespace_labels"],
-            tolerations=p["tolerations"],
-            start_timeout=p["start_timeout"],
-            timeout=p["timeout"],
-        )
+        result = run_canary(kube_from_params(module.params), module.params, check_mode=module.check_mode)
     except ShmfixError as err:
-        fail_from_error(module, err, changed=result["changed"], namespace=p["namespace"], api_calls=kube.calls)
-    result.update(probes=probes, ok=all(pr["ok"] for pr in probes), api_calls=kube.calls)
+        module.fail_json(**err.fail_kwargs())
     module.exit_json(**result)
 
 

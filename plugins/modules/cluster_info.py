@@ -92,8 +92,10 @@ api_calls:
 import copy
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.shmfix.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, ShmfixError, fail_from_error, kube_from_module
+from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
 from ansible_collections.shmfix.k8s.plugins.module_utils.cluster import run_cluster_info
+from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
 
 argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
 argument_spec.update(feature_gates=dict(type="bool", default=True))
@@ -101,12 +103,11 @@ argument_spec.update(feature_gates=dict(type="bool", default=True))
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    kube = kube_from_module(module)
     try:
-        result = run_cluster_info(kube, read_gates=module.params["feature_gates"])
+        result = run_cluster_info(kube_from_params(module.params), module.params)
     except ShmfixError as err:
-        fail_from_error(module, err, api_calls=kube.calls)
-    module.exit_json(changed=False, **result)
+        module.fail_json(**err.fail_kwargs())
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -95,15 +95,10 @@ api_calls:
 import copy
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.shmfix.k8s.plugins.module_utils import manifest as manifest_utils
-from ansible_collections.shmfix.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, ShmfixError, fail_from_error, kube_from_module
-
-try:
-    import yaml
-
-    HAS_YAML = True
-except ImportError:  # pragma: no cover
-    HAS_YAML = False
+from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
+from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
+from ansible_collections.shmfix.k8s.plugins.module_utils.manifest import run_manifest
 
 argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
 argument_spec.update(
@@ -117,53 +112,18 @@ argument_spec.update(
 )
 
 
-def load_documents(module):
-    p = module.params
-    raw = p["definition"]
-    if p["src"]:
-        try:
-            with open(p["src"]) as handle:
-                raw = handle.read()
-        except OSError as exc:
-            module.fail_json(msg="src %s cannot be read: %s" % (p["src"], exc))
-    if isinstance(raw, str):
-        if not HAS_YAML:  # pragma: no cover
-            module.fail_json(msg="PyYAML is needed to read YAML manifests")
-        try:
-            raw = list(yaml.safe_load_all(raw))
-        except yaml.YAMLError as exc:
-            module.fail_json(msg="the manifests are not valid YAML: %s" % exc)
-    if isinstance(raw, dict):
-        raw = [raw]
-    return manifest_utils.split_documents(raw)
-
-
 def main():
     module = AnsibleModule(
-        argument_spec=argument_spec, supports_check_mode=True, required_one_of=[("definition", "src")], mutually_exclusive=[("definition", "src")]
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        required_one_of=[("definition", "src")],
+        mutually_exclusive=[("definition", "src")],
     )
-    p = module.params
     try:
-        docs = load_documents(module)
+        result = run_manifest(kube_from_params(module.params), module.params, check_mode=module.check_mode)
     except ShmfixError as err:
-        fail_from_error(module, err)
-    kube = kube_from_module(module)
-    resources = manifest_utils.Resources(kube)
-    results = []
-    try:
-        if p["state"] == "present":
-            for doc in docs:
-                results.append(manifest_utils.apply(kube, resources, doc, p["namespace"], p["field_manager"], dry_run=module.check_mode))
-        else:
-            for doc in reversed(docs):
-                results.append(
-                    manifest_utils.delete(kube, resources, doc, p["namespace"], dry_run=module.check_mode, wait=p["wait"], timeout=p["wait_timeout"])
-                )
-            results.reverse()
-    except ShmfixError as err:
-        fail_from_error(module, err, results=results, api_calls=kube.calls)
-    changed = any(r["action"] in ("created", "configured", "deleted") for r in results)
-    module.exit_json(changed=changed, results=results, api_calls=kube.calls)
+        module.fail_json(**err.fail_kwargs())
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

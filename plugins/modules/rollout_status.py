@@ -115,8 +115,10 @@ api_calls:
 import copy
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.shmfix.k8s.plugins.module_utils import rollout as rollout_utils
-from ansible_collections.shmfix.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, kube_from_module
+from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
+from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
+from ansible_collections.shmfix.k8s.plugins.module_utils.rollout import run_rollout_status
 
 argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
 argument_spec.update(
@@ -135,15 +137,11 @@ argument_spec.update(
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    unknown = sorted({w["kind"] for w in p["workloads"]} - set(rollout_utils.KINDS))
-    if unknown:
-        module.fail_json(msg="workloads: unknown kind(s) %s (known: %s)" % (", ".join(unknown), ", ".join(sorted(rollout_utils.KINDS))))
-    kube = kube_from_module(module)
-    waiter = rollout_utils.RolloutWaiter(kube, poll_interval=p["poll_interval"], fail_fast=p["fail_fast"], fail_fast_after=p["fail_fast_after"])
-    results = waiter.wait(p["workloads"], timeout=p["timeout"])
-    failed = len([r for r in results if r["status"] in (rollout_utils.FAILED, rollout_utils.TIMEOUT)])
-    module.exit_json(changed=False, results=results, failures=failed, api_calls=kube.calls)
+    try:
+        result = run_rollout_status(kube_from_params(module.params), module.params)
+    except ShmfixError as err:
+        module.fail_json(**err.fail_kwargs())
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -125,8 +125,10 @@ ansible_facts:
 import copy
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.shmfix.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, ShmfixError, fail_from_error, kube_from_module
-from ansible_collections.shmfix.k8s.plugins.module_utils.dfexec import run_df
+from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
+from ansible_collections.shmfix.k8s.plugins.module_utils.dfexec import run_df_facts
+from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
 
 argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
 argument_spec.update(
@@ -150,26 +152,11 @@ argument_spec.update(
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    if p["parallelism"] < 1:
-        module.fail_json(msg="parallelism must be at least 1, got %d" % p["parallelism"])
-    if p["timeout"] < 1:
-        module.fail_json(msg="timeout must be at least 1 second, got %d" % p["timeout"])
-    kube = kube_from_module(module)
     try:
-        entries = run_df(
-            kube,
-            namespace=p["namespace"],
-            label_selector=p["label_selector"],
-            owner=p["owner"],
-            pods=p["pods"],
-            container=p["container"],
-            parallelism=p["parallelism"],
-            timeout=p["timeout"],
-        )
+        result = run_df_facts(kube_from_params(module.params), module.params)
     except ShmfixError as err:
-        fail_from_error(module, err)
-    module.exit_json(changed=False, ansible_facts={"shm_df": entries})
+        module.fail_json(**err.fail_kwargs())
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

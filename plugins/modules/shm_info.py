@@ -102,8 +102,10 @@ api_calls:
 import copy
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.shmfix.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, ShmfixError, fail_from_error, kube_from_module
-from ansible_collections.shmfix.k8s.plugins.module_utils.workloads import SELECTION_ARG_SPEC, run_info
+from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_ARG_SPEC, SELECTION_ARG_SPEC
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
+from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
+from ansible_collections.shmfix.k8s.plugins.module_utils.records import run_info
 
 argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
 argument_spec.update(copy.deepcopy(SELECTION_ARG_SPEC))
@@ -111,15 +113,11 @@ argument_spec.update(copy.deepcopy(SELECTION_ARG_SPEC))
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    kube = kube_from_module(module)
     try:
-        result = run_info(kube, module.params)
+        result = run_info(kube_from_params(module.params), module.params)
     except ShmfixError as err:
-        fail_from_error(module, err, api_calls=kube.calls)
-    warning = result.pop("warnings_nodes", None)
-    if warning:
-        module.warn("nodes cannot be read, effective sizes ignore node allocatable memory: %s" % warning)
-    module.exit_json(changed=False, **result)
+        module.fail_json(**err.fail_kwargs())
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -172,34 +172,31 @@ diff:
 import copy
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.shmfix.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, ShmfixError, fail_from_error, kube_from_module
-from ansible_collections.shmfix.k8s.plugins.module_utils.workloads import PATCH_ARG_SPEC, SELECTION_ARG_SPEC, run_patch, validate_patch_params
+from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import (
+    AUTH_ARG_SPEC,
+    SELECTION_ARG_SPEC,
+    SIZE_POLICY_ARG_SPEC,
+    SIZE_POLICY_MUTUALLY_EXCLUSIVE,
+)
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
+from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
+from ansible_collections.shmfix.k8s.plugins.module_utils.patching import run_patch
 
 argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
 argument_spec.update(copy.deepcopy(SELECTION_ARG_SPEC))
-argument_spec.update(copy.deepcopy(PATCH_ARG_SPEC))
+argument_spec.update(copy.deepcopy(SIZE_POLICY_ARG_SPEC))
+argument_spec.update(
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    managed=dict(type="str", choices=["warn", "skip", "patch"], default="warn"),
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
-        mutually_exclusive=[("size_limit", "size_ratio")],
-    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, mutually_exclusive=SIZE_POLICY_MUTUALLY_EXCLUSIVE)
     try:
-        validate_patch_params(module.params)
+        result = run_patch(kube_from_params(module.params), module.params, check_mode=module.check_mode, want_diff=module._diff)
     except ShmfixError as err:
-        fail_from_error(module, err)
-    kube = kube_from_module(module)
-    try:
-        result = run_patch(kube, module.params, check_mode=module.check_mode, want_diff=module._diff)
-    except ShmfixError as err:
-        partial = getattr(err, "partial", None) or []
-        fail_from_error(module, err, api_calls=kube.calls, results=partial, changed=any(r.get("action") in ("patched", "restored") for r in partial))
-    failed = [r for r in result["results"] if r["action"] == "failed"]
-    if failed:
-        names = ", ".join("%s %s/%s: %s" % (r["kind"], r["namespace"], r["name"], r.get("error")) for r in failed)
-        module.fail_json(msg="%d workload(s) could not be written: %s" % (len(failed), names), **result)
+        module.fail_json(**err.fail_kwargs())
     module.exit_json(**result)
 
 

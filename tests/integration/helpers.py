@@ -1,6 +1,7 @@
-"""Helpers of the module integration tests (test_targets.py, test_shm_modules_live.py).
+"""Helpers of the module integration tests (test_targets.py, test_shm_modules_live.py, test_fleet.py):
+the collection on sys.path, the integration targets, ansible-playbook runs.
 
-Kept apart from conftest.py / localcluster_helpers.py (owned by the localcluster tests).
+The cluster itself (paths, kubectl, pid files) is localcluster_helpers.py's.
 """
 
 from __future__ import annotations

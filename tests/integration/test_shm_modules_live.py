@@ -1,4 +1,4 @@
-"""module_utils of shm_patch driven directly against the embedded cluster, where a playbook
+"""module_utils of shm_patch (patching.py) driven directly against the embedded cluster, where a playbook
 cannot reach: a concurrent edit between read and write, the API call budget for N workloads,
 and custom resources through extra_kinds."""
 
@@ -13,7 +13,7 @@ from localcluster_helpers import BUSYBOX
 
 import_collection()
 
-from ansible_collections.shmfix.k8s.plugins.module_utils import client, workloads
+from ansible_collections.shmfix.k8s.plugins.module_utils import client, nodes, patching, selection
 
 SHM_VOLUME = {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}
 
@@ -63,8 +63,8 @@ def kube(kubeconfig):
 
 
 def read_one(kube, p):
-    specs = workloads.resolve_kinds(kube, p["kinds"], p["extra_kinds"])
-    selected = workloads.select_workloads(kube, p, specs)
+    specs = selection.resolve_kinds(kube, p["kinds"], p["extra_kinds"])
+    selected = selection.select_workloads(kube, p, specs)
     assert len(selected) == 1
     return selected[0]
 
@@ -72,9 +72,9 @@ def read_one(kube, p):
 def test_concurrent_edit_is_retried_and_kept(kube, kubectl, namespace):
     kubectl.apply(deployment("web"), namespace)
     p = params(namespace)
-    opts = workloads.validate_patch_params(p)
+    request = patching.patch_request(p)
     spec, stale = read_one(kube, p)
-    nodes = workloads.read_nodes(kube)
+    node_info = nodes.read_nodes(kube)
 
     # Someone edits the object between our read and our write: an annotation, an env var in the
     # pod template, and a configMap volume that takes the name dshm.
@@ -97,7 +97,7 @@ def test_concurrent_edit_is_retried_and_kept(kube, kubectl, namespace):
     assert edited["metadata"]["resourceVersion"] != stale["metadata"]["resourceVersion"]
 
     calls_before = kube.calls
-    record, _ = workloads.process_object(kube, spec, stale, nodes, p, opts, False, False)
+    record, _ = patching.patch_object(kube, spec, stale, node_info, request)
 
     assert record["action"] == "patched", record
     assert record["conflict_retries"] == 1
@@ -113,7 +113,7 @@ def test_concurrent_edit_is_retried_and_kept(kube, kubectl, namespace):
     assert pod["containers"][0]["volumeMounts"] == [{"name": "dshm-1", "mountPath": "/dev/shm"}]
 
     # and the rollback gives back exactly the edited template
-    rollback = workloads.run_patch(kube, params(namespace, state="absent"))
+    rollback = patching.run_patch(kube, params(namespace, state="absent"))
     assert rollback["summary"]["restored"] == 1
     assert kubectl.json("get", "-n", namespace, "deployment", "web")["spec"]["template"] == edited["spec"]["template"]
 
@@ -121,10 +121,10 @@ def test_concurrent_edit_is_retried_and_kept(kube, kubectl, namespace):
 def test_conflict_retries_are_bounded(kube, kubectl, namespace, monkeypatch):
     kubectl.apply(deployment("busy"), namespace)
     p = params(namespace)
-    opts = workloads.validate_patch_params(p)
+    request = patching.patch_request(p)
     spec, obj = read_one(kube, p)
-    nodes = workloads.read_nodes(kube)
-    real_reread = workloads._reread
+    node_info = nodes.read_nodes(kube)
+    real_reread = patching.reread
 
     def reread_then_edit(kube_, spec_, obj_):
         fresh = real_reread(kube_, spec_, obj_)
@@ -132,11 +132,11 @@ def test_conflict_retries_are_bounded(kube, kubectl, namespace, monkeypatch):
         kubectl("annotate", "-n", namespace, "deployment/busy", f"tick={time.monotonic_ns()}", "--overwrite")
         return fresh
 
-    monkeypatch.setattr(workloads, "_reread", reread_then_edit)
+    monkeypatch.setattr(patching, "reread", reread_then_edit)
     kubectl("annotate", "-n", namespace, "deployment/busy", "tick=0")
-    record, _ = workloads.process_object(kube, spec, obj, nodes, p, opts, False, False)
+    record, _ = patching.patch_object(kube, spec, obj, node_info, request)
     assert record["action"] == "failed"
-    assert record["reason"] == f"still conflicting after {workloads.CONFLICT_RETRIES} re-reads"
+    assert record["reason"] == f"still conflicting after {patching.CONFLICT_RETRIES} re-reads"
     live = kubectl.json("get", "-n", namespace, "deployment", "busy")
     assert "volumes" not in live["spec"]["template"]["spec"]
 
@@ -164,7 +164,7 @@ def test_api_calls_for_n_deployments(kube, kubectl, namespace, n):
         "--timeout=120s",
     )
     started = time.monotonic()
-    first = workloads.run_patch(kube, params(namespace))
+    first = patching.run_patch(kube, params(namespace))
     elapsed = time.monotonic() - started
     assert first["summary"]["patched"] == n
     # one list of Deployments + one list of nodes + one write per Deployment (no conflict: the
@@ -172,7 +172,7 @@ def test_api_calls_for_n_deployments(kube, kubectl, namespace, n):
     assert [r["name"] for r in first["results"] if r.get("conflict_retries")] == []
     assert first["api_calls"] == 1 + 1 + n
     calls = kube.calls
-    second = workloads.run_patch(kube, params(namespace))
+    second = patching.run_patch(kube, params(namespace))
     assert second["changed"] is False
     assert kube.calls - calls == 2
     print(f"shm_patch over {n} Deployments: {first['api_calls']} API calls, {elapsed:.2f}s; rerun: {kube.calls - calls} calls")
@@ -211,19 +211,21 @@ def test_extra_kinds_custom_resource(kube, kubectl, namespace):
         extra = [{"api_version": f"{group}/v1alpha1", "kind": "Rollout", "template_path": "spec.template"}]
         p = params(namespace, kinds=[], extra_kinds=extra)
 
-        check = workloads.run_patch(kube, p, check_mode=True)
+        check = patching.run_patch(kube, p, check_mode=True)
         assert check["results"][0]["action"] == "would_patch"
+        # the dynamic client's discovery (/api, /apis, the group's resources) + list + nodes + dry-run write
+        assert check["api_calls"] == 6
         assert kubectl.json("get", "-n", namespace, f"rollouts.{group}", "canary")["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
-        real = workloads.run_patch(kube, p)
+        real = patching.run_patch(kube, p)
         assert real["results"][0]["action"] == "patched"
-        # discovery of the group + list + nodes + write
-        assert real["api_calls"] == 4
+        # discovery is kept for the life of the client (one module run): list + nodes + write
+        assert real["api_calls"] == 3
         after = kubectl.json("get", "-n", namespace, f"rollouts.{group}", "canary")
         assert after["spec"]["template"]["spec"]["volumes"] == [SHM_VOLUME]
 
-        assert workloads.run_patch(kube, p)["changed"] is False
-        restored = workloads.run_patch(kube, params(namespace, kinds=[], extra_kinds=extra, state="absent"))
+        assert patching.run_patch(kube, p)["changed"] is False
+        restored = patching.run_patch(kube, params(namespace, kinds=[], extra_kinds=extra, state="absent"))
         assert restored["results"][0]["action"] == "restored"
         assert kubectl.json("get", "-n", namespace, f"rollouts.{group}", "canary")["spec"]["template"] == before["spec"]["template"]
     finally:

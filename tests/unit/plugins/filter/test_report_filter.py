@@ -8,12 +8,14 @@ import os
 import jinja2
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.shmfix.k8s.plugins.filter.report import FilterModule
+from ansible_collections.shmfix.k8s.plugins.filter import canary, remediation, report, versions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 TEMPLATES = os.path.join(ROOT, "roles", "fleet_report", "templates")
 MI = 1024 * 1024
-FILTERS = FilterModule().filters()
+FILTERS = {}
+for _plugin in (report, versions, canary, remediation):
+    FILTERS.update(_plugin.FilterModule().filters())
 
 RECORDS = [
     {
@@ -141,3 +143,27 @@ def test_filters_refuse_wrong_input():
 def test_size_verdict_filter():
     assert FILTERS["shm_size_verdict"](256 * MI, expected=256 * MI) == {"verdict": "ok", "note": "df shows the expected 256 MiB"}
     assert FILTERS["shm_size_verdict"](64 * MI, expected=256 * MI)["verdict"] == "mismatch"
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (None, "-"),
+        ("", "-"),
+        (0, "0 B"),
+        (512, "512 B"),
+        (64 * MI, "64 MiB"),
+        (256 * MI, "256 MiB"),
+        (1536 * MI, "1.5 GiB"),
+        (12638027776, "11.8 GiB"),
+        ("67108864", "64 MiB"),
+        ("n/a", "n/a"),
+    ],
+)
+def test_human_bytes(value, text):
+    assert FILTERS["human_bytes"](value) == text
+
+
+def test_pods_findable_follows_the_kinds_registry():
+    assert FILTERS["shm_pods_findable"]("Deployment") and FILTERS["shm_pods_findable"]("CronJob") and FILTERS["shm_pods_findable"]("Pod")
+    assert not FILTERS["shm_pods_findable"]("Rollout")

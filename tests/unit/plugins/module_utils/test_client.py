@@ -11,7 +11,7 @@ import json
 
 import pytest
 import urllib3
-from ansible_collections.shmfix.k8s.plugins.module_utils import client
+from ansible_collections.shmfix.k8s.plugins.module_utils import client, kinds
 from kubernetes.client.exceptions import ApiException
 
 KUBECONFIG = """
@@ -125,103 +125,14 @@ def test_tls_failure():
 )
 def test_paths(api_version, plural, ns, name, path, label):
     assert client.resource_path(api_version, plural, ns, name) == path
-    assert client.resource_label(api_version, plural) == label
+    spec = kinds.custom("X", api_version, plural)
+    assert spec.resource == label
+    assert client.kind_path(spec, ns, name) == path
 
 
-# --------------------------------------------------------------------------- exec_in_pod
-
-
-class FakeWS:
-    """A kubernetes.stream WSClient stand-in: frames arrive one per update(); None closes the stream."""
-
-    def __init__(self, frames):
-        self.frames = list(frames)
-        self.channels = {}
-        self.open = True
-        self.closed = False
-
-    def is_open(self):
-        return self.open
-
-    def update(self, timeout=0):
-        if self.open and self.frames:
-            frame = self.frames.pop(0)
-            if frame is None:
-                self.open = False
-            else:
-                self.channels[frame[0]] = self.channels.get(frame[0], "") + frame[1]
-
-    def peek_stdout(self):
-        self.update()
-        return self.channels.get(1, "")
-
-    def peek_stderr(self):
-        self.update()
-        return self.channels.get(2, "")
-
-    def read_channel(self, channel, timeout=0):
-        return self.channels.pop(channel, "")
-
-    def read_stdout(self):
-        return self.read_channel(1)
-
-    def read_stderr(self):
-        return self.read_channel(2)
-
-    def close(self):
-        self.closed = True
-
-
-class FakeKube:
-    calls = 0
-
-    def count(self, n=1):
-        self.calls += n
-
-    def new_api_client(self):
-        return None
-
-
-def _exec(monkeypatch, frames=None, refuse=None, clock=None):
-    ws = FakeWS(frames or [])
-
-    def stream(*args, **kwargs):
-        if refuse:
-            raise refuse
-        return ws
-
-    monkeypatch.setattr(client, "k8s_stream", stream)
-    monkeypatch.setattr(client, "CoreV1Api", lambda api_client: type("Api", (), {"connect_get_namespaced_pod_exec": None})())
-    kube = FakeKube()
-    kwargs = {"clock": clock} if clock else {}
-    result = client.exec_in_pod(kube, "ns", "pod", "c", ["df"], 5, **kwargs)
-    return result, ws, kube
-
-
-def test_exec_in_pod_collects_stdout_stderr_and_exit_status(monkeypatch):
-    failure = json.dumps({"status": "Failure", "message": "exit 3", "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}})
-    result, ws, kube = _exec(monkeypatch, [(1, "out1 "), (2, "err1 "), (1, "out2"), (3, failure), None])
-    assert (result.stdout, result.stderr, result.output) == ("out1 out2", "err1 ", "out1 err1 out2")
-    assert result.status == failure and not result.timed_out
-    assert result.returncode == 3
-    assert ws.closed and kube.calls == 1
-
-
-def test_exec_in_pod_success_is_returncode_zero(monkeypatch):
-    result, _ws, _kube = _exec(monkeypatch, [(1, "ok"), (3, '{"status": "Success"}'), None])
-    assert (result.stdout, result.returncode) == ("ok", 0)
-
-
-def test_exec_in_pod_times_out_with_the_stream_open(monkeypatch):
-    ticks = iter(range(0, 100, 3))
-    result, ws, _kube = _exec(monkeypatch, [(1, "a")] * 50, clock=lambda: next(ticks))
-    assert result.timed_out and result.returncode is None
-    assert ws.closed
-
-
-def test_exec_in_pod_refused_keeps_the_cause(monkeypatch):
-    exc = ApiException(status=403, reason="Forbidden")
-    with pytest.raises(client.ExecRefused) as err:
-        _exec(monkeypatch, refuse=exc)
-    assert err.value.cause is exc and err.value.status == 403 and err.value.reason == "Forbidden"
-    assert err.value.msg == str(exc)
+def test_every_request_of_every_api_client_is_counted(monkeypatch):
+    monkeypatch.setattr(client.ApiClient, "call_api", lambda self, *args, **kwargs: "response")
+    kube = client.Kube(configuration=client.Configuration())
+    assert kube.api_client.call_api("GET", "/version") == "response"
+    assert kube.new_api_client().call_api("GET", "/api/v1/pods") == "response"
+    assert kube.calls == 2

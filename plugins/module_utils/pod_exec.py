@@ -1,0 +1,122 @@
+# -*- coding: utf-8 -*-
+# Copyright: shmfix.k8s contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run a command in a container through the exec websocket (kubernetes.stream): df and the canaries.
+
+kubernetes.stream and CoreV1Api are imported on the first exec only: importing CoreV1Api costs
+~0.4 s, which every module run paid before, although only shm_df_facts and canary exec
+(measured by bench/, see its README).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import importlib.util
+import json
+import time
+
+from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
+
+try:
+    HAS_STREAM = importlib.util.find_spec("kubernetes.stream") is not None
+except ImportError:  # pragma: no cover - exercised by missing_required_lib
+    HAS_STREAM = False
+
+STATUS_CHANNEL = 3
+_LOADED = {}
+
+
+def _stream_api():
+    """(CoreV1Api class, kubernetes.stream.stream), imported once."""
+    if not _LOADED:
+        from kubernetes.client import CoreV1Api  # pylint: disable=import-outside-toplevel
+        from kubernetes.stream import stream  # pylint: disable=import-outside-toplevel
+
+        _LOADED.update(core=CoreV1Api, stream=stream)
+    return _LOADED["core"], _LOADED["stream"]
+
+
+class ExecRefused(ShmfixError):
+    """The exec stream could not be opened (ApiException, websocket or socket error); ``cause`` is that exception."""
+
+    def __init__(self, cause):
+        super(ExecRefused, self).__init__(
+            str(cause), status=getattr(cause, "status", None), reason=getattr(cause, "reason", None), body=getattr(cause, "body", None)
+        )
+        self.cause = cause
+
+
+class ExecResult:
+    """What an exec printed: ``stdout``, ``stderr``, ``output`` (both in the order they arrived),
+    ``status`` (the text of the exit-status channel 3, "" if none) and ``timed_out`` (the stream
+    was still open at the deadline)."""
+
+    def __init__(self, stdout, stderr, output, status, timed_out):
+        self.stdout = stdout
+        self.stderr = stderr
+        self.output = output
+        self.status = status
+        self.timed_out = timed_out
+
+    @property
+    def returncode(self):
+        """The exit code as kubernetes.stream computes it: None if timed out, 0 on Success, else
+        the ExitCode cause; raises (ValueError, KeyError...) like WSClient.returncode on any other status."""
+        if self.timed_out:
+            return None
+        err = json.loads(self.status)
+        if err["status"] == "Success":
+            return 0
+        return int(err["details"]["causes"][0]["message"])
+
+
+def _open(kube, namespace, pod, container, command, timeout):
+    core, stream = _stream_api()
+    api = core(kube.new_api_client())
+    try:
+        return stream(
+            api.connect_get_namespaced_pod_exec,
+            pod,
+            namespace,
+            command=command,
+            container=container,
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+    except Exception as exc:  # noqa: BLE001 - ApiException, websocket and socket errors: exec is impossible
+        raise ExecRefused(exc)
+
+
+def exec_in_pod(kube, namespace, pod, container, command, timeout, clock=time.time):
+    """Run ``command`` in ``container`` of ``pod``; wait at most ``timeout`` seconds; return an ExecResult.
+
+    Uses a fresh counted ApiClient (stream() swaps the client's transport while it runs). Raises
+    ExecRefused if the stream cannot be opened; errors while it runs propagate unchanged.
+    """
+    ws = _open(kube, namespace, pod, container, command, timeout)
+    stdout, stderr, output = [], [], []
+
+    def collect():
+        if ws.peek_stdout():
+            output.append(ws.read_stdout())
+            stdout.append(output[-1])
+        if ws.peek_stderr():
+            output.append(ws.read_stderr())
+            stderr.append(output[-1])
+
+    try:
+        deadline = clock() + timeout
+        while ws.is_open() and clock() < deadline:
+            ws.update(timeout=1)
+            collect()
+        collect()
+        status = ws.read_channel(STATUS_CHANNEL) or ""
+        timed_out = ws.is_open()
+    finally:
+        ws.close()
+    return ExecResult("".join(stdout), "".join(stderr), "".join(output), status, timed_out)

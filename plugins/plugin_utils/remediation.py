@@ -1,0 +1,244 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, shmfix.k8s developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of the remediate role: waves, their results, and df verdicts.
+
+PURE: what the role's tasks registered (shm_patch, rollout_status and shm_df_facts loops) in,
+the workload records of the fleet report out. The filters of plugins/filter/remediation.py
+are thin wrappers around these functions.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import FAILED, PATCHED, RESTORED, ROLLOUT_BAD_ENDS, WOULD_PATCH, WOULD_RESTORE
+from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import MEMORY_STATES, RUNTIME_DEFAULT_BYTES
+from ansible_collections.shmfix.k8s.plugins.module_utils.units import PAGE_SIZE, human, page_round
+
+
+def workload_key(item):
+    return "%s/%s/%s" % (item.get("kind"), item.get("namespace"), item.get("name"))
+
+
+def workload_ref(item):
+    return {"kind": item.get("kind"), "namespace": item.get("namespace"), "name": item.get("name")}
+
+
+# --------------------------------------------------------------------------- df verdicts
+
+
+def compare_size(measured, expected, enforcement, node_memory_bytes=None, tolerance=0.02):
+    """Verdict on one df figure: (verdict, note) with verdict one of ok, mismatch, unmeasured.
+
+    ``enforcement`` sized: the tmpfs must be exactly the expected effective size (rounded up to a
+    page). eviction: the tmpfs is the kernel default (half the node's RAM), so df must show about
+    half the node's memory and not the 64 MiB runtime default; the sizeLimit is then enforced by
+    eviction only.
+    """
+    if measured is None:
+        return "unmeasured", "no df figure"
+    measured = int(measured)
+    if enforcement == "eviction":
+        return _compare_eviction(measured, node_memory_bytes, tolerance)
+    if expected is None:
+        return "unmeasured", "expected size unknown"
+    want = page_round(int(expected))
+    if abs(measured - want) <= PAGE_SIZE:
+        return "ok", "df shows the expected %s" % human(want)
+    return "mismatch", "expected %s, df shows %s" % (human(want), human(measured))
+
+
+def _compare_eviction(measured, node_memory_bytes, tolerance):
+    if node_memory_bytes:
+        half = int(node_memory_bytes) // 2
+        if abs(measured - half) <= max(PAGE_SIZE, int(half * tolerance)):
+            return "ok", "eviction-enforced node: tmpfs is the kernel default (half of %s)" % human(int(node_memory_bytes))
+        return "mismatch", "eviction-enforced node: expected about %s (half the node's memory), df shows %s" % (human(half), human(measured))
+    if measured == RUNTIME_DEFAULT_BYTES:
+        return "mismatch", "df still shows the 64 MiB runtime default"
+    return "ok", "eviction-enforced node: tmpfs is the kernel default, sizeLimit enforced by eviction"
+
+
+# --------------------------------------------------------------------------- registered loops
+
+
+def loop_items(loop_result):
+    """The per-item results of a registered loop (or [] when the task was skipped)."""
+    if not loop_result:
+        return []
+    if isinstance(loop_result, dict):
+        return loop_result.get("results") or []
+    return list(loop_result)
+
+
+def df_by_workload(loop_result):
+    """{workload key: [df entries]} from a registered loop of shm_df_facts whose item is a workload."""
+    out = {}
+    for res in loop_items(loop_result):
+        if res.get("skipped"):
+            continue
+        entries = ((res.get("ansible_facts") or {}).get("shm_df")) or []
+        if res.get("failed"):
+            entries = [{"method": "unavailable", "reason": res.get("msg") or "shm_df_facts failed", "size_bytes": None}]
+        out.setdefault(workload_key(res.get("item") or {}), []).extend(entries)
+    return out
+
+
+def patch_groups(wave):
+    """Group a wave's workloads by (namespace, kind): one shm_patch call per group, with their names."""
+    groups = []
+    index = {}
+    for item in wave or []:
+        key = (item.get("namespace"), item.get("kind"))
+        if key not in index:
+            index[key] = {"namespace": key[0], "kind": key[1], "names": []}
+            groups.append(index[key])
+        if item.get("name") not in index[key]["names"]:
+            index[key]["names"].append(item.get("name"))
+    return groups
+
+
+def workload_refs(loop_result, actions=(PATCHED, RESTORED)):
+    """[{kind, namespace, name}] of the workloads a loop of shm_patch calls changed."""
+    return [workload_ref(r) for res in loop_items(loop_result) for r in res.get("results") or [] if r.get("action") in actions]
+
+
+def untouched(waves, reason):
+    """Records of the workloads of waves that were not started."""
+    return [dict(workload_ref(item), reason=reason) for wave in waves or [] for item in wave]
+
+
+# --------------------------------------------------------------------------- one wave
+
+
+def _patched_records(patch_results):
+    """({key: shm_patch record}, {key: error of a group call that returned no records})."""
+    patched, group_errors = {}, {}
+    for res in loop_items(patch_results):
+        for record in res.get("results") or []:
+            patched[workload_key(record)] = record
+        if res.get("failed") and not res.get("results"):
+            item = res.get("item") or {}
+            for name in item.get("names") or []:
+                group_errors[workload_key(dict(item, name=name))] = res.get("msg") or "shm_patch failed"
+    return patched, group_errors
+
+
+def _measured_after(entries, record, node_info):
+    """The df entries of a workload's new pods with their verdicts against the expected size."""
+    expected = (record.get("after") or {}).get("effective_bytes")
+    memory_backed = (record.get("after") or {}).get("state") in MEMORY_STATES
+    measured = []
+    for entry in entries:
+        node = node_info.get(entry.get("node")) or {}
+        # Only a memory-backed emptyDir depends on the node's enforcement; the runtime default is 64 MiB everywhere.
+        enforcement = (node.get("expected_enforcement") or "sized") if memory_backed else "sized"
+        if entry.get("size_bytes") is None:
+            verdict, note = "unmeasured", entry.get("reason") or "no df figure"
+        else:
+            verdict, note = compare_size(entry.get("size_bytes"), expected, enforcement, node.get("memory_capacity_bytes"))
+        measured.append(dict(_df_fields(entry), enforcement=enforcement, verdict=verdict, note=note))
+    return measured
+
+
+def _df_fields(entry):
+    return {k: entry.get(k) for k in ("pod", "container", "node", "size_bytes", "method")}
+
+
+def _with_measured(block, entries):
+    sizes = [e["size_bytes"] for e in entries if e.get("size_bytes") is not None]
+    return dict(block, measured_bytes=sizes[0] if sizes else None)
+
+
+def _wave_outcome(record, rollout, measured, check_mode):
+    """Count the record as failed (1) or not (0), and set its verdict where the wave decides it."""
+    if record.get("action") == FAILED:
+        return 1
+    if rollout and rollout.get("status") in ROLLOUT_BAD_ENDS:
+        record["reason"] = "rollout %s: %s" % (rollout.get("status"), rollout.get("message"))
+        return 1
+    if check_mode and record.get("action") in (WOULD_PATCH, WOULD_RESTORE):
+        record["verdict"] = "planned"
+        record["verdict_note"] = "check mode: the API server accepted the change as a dry run; nothing was written"
+    elif not measured and record.get("action") in (PATCHED, RESTORED) and not check_mode:
+        record["verdict"] = "unmeasured"
+        record["verdict_note"] = (rollout or {}).get("message") or "no running pod to measure"
+    return 0
+
+
+def merge_wave(plan_items, patch_results, rollout_results, df_before=None, df_after=None, nodes=None, check_mode=False):
+    """One wave's workload records for the report, and how many failed.
+
+    plan_items: the wave's records from the check-mode plan (shm_patch would_patch);
+    patch_results: the registered loop of shm_patch calls (one per namespace/kind group);
+    rollout_results: the registered rollout_status result (or None);
+    df_before / df_after: registered loops of shm_df_facts whose item is a workload;
+    nodes: version_check_result.nodes (name, expected_enforcement, memory_capacity_bytes).
+    """
+    node_info = {n.get("name"): n for n in nodes or []}
+    patched, group_errors = _patched_records(patch_results)
+    rollouts = {workload_key(res): res for res in (rollout_results or {}).get("results") or []}
+    before_df, after_df = df_by_workload(df_before), df_by_workload(df_after)
+    records, failures = [], 0
+    for item in plan_items or []:
+        key = workload_key(item)
+        record = dict(patched.get(key) or item)
+        if key in group_errors:
+            record.update(action="failed", error=group_errors[key], reason=group_errors[key])
+        elif key not in patched:
+            record.update(action="failed", error="shm_patch returned no result for this workload", reason="no result")
+        rollout = rollouts.get(key)
+        record["rollout"] = rollout and {"status": rollout.get("status"), "message": rollout.get("message"), "pods": rollout.get("pods") or []}
+        record["measured_before"] = [_df_fields(e) for e in before_df.get(key, [])]
+        if record.get("before") is not None:
+            record["before"] = _with_measured(record["before"], record["measured_before"])
+        record["measured"] = _measured_after(after_df.get(key, []), record, node_info)
+        if record.get("after") is not None:
+            record["after"] = _with_measured(record["after"], record["measured"])
+        failures += _wave_outcome(record, rollout, record["measured"], check_mode)
+        records.append(record)
+    return {"records": records, "failures": failures}
+
+
+# --------------------------------------------------------------------------- audit and failures
+
+
+def audit_records(workloads, df_loop=None, nodes=None, verify=False):
+    """shm_info records with action 'audited' and the df of their running pods.
+
+    With verify, the df of every workload whose /dev/shm is a memory-backed emptyDir is compared
+    with its expected effective size (per node enforcement), as after a remediation.
+    """
+    measured = df_by_workload(df_loop)
+    node_info = {n.get("name"): n for n in nodes or []}
+    out = []
+    for item in workloads or []:
+        record = dict(item, action="audited")
+        record["reason"] = "; ".join(f.get("message", "") for f in item.get("findings") or [] if f.get("severity") in ("error", "warning"))
+        memory_backed = item.get("state") in MEMORY_STATES
+        entries = []
+        for e in measured.get(workload_key(item), []):
+            verdict, note = None, e.get("reason") or ""
+            if verify and memory_backed and e.get("size_bytes") is not None:
+                node = node_info.get(e.get("node")) or {}
+                verdict, note = compare_size(
+                    e.get("size_bytes"), item.get("effective_bytes"), node.get("expected_enforcement") or "sized", node.get("memory_capacity_bytes")
+                )
+            entries.append(dict(_df_fields(e), verdict=verdict, note=note))
+        record["measured"] = entries
+        out.append(record)
+    return out
+
+
+def failed_names(records):
+    """'Kind ns/name: why' of the failed records of a remediation (patch failed, rollout failed or timed out)."""
+    out = []
+    for record in records or []:
+        rollout = record.get("rollout") or {}
+        name = "%s %s/%s" % (record.get("kind"), record.get("namespace"), record.get("name"))
+        if record.get("action") == FAILED:
+            out.append("%s: %s" % (name, record.get("error") or record.get("reason") or "failed"))
+        elif rollout.get("status") in ROLLOUT_BAD_ENDS:
+            out.append("%s: rollout %s: %s" % (name, rollout.get("status"), rollout.get("message")))
+    return out

@@ -1,0 +1,343 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, shmfix.k8s developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of the fleet_report role: turn what each cluster's roles recorded into one report.
+
+PURE: plain dicts in, plain dicts and strings out. Nothing here imports Ansible
+or the kubernetes client, so every rule is unit-testable without a cluster. The filters of
+plugins/filter/report.py are thin wrappers around these functions.
+
+Input, one dict per cluster (the ``shmfix_cluster`` fact the playbooks gather
+from each cluster's hostvars, see roles/fleet_report)::
+
+    {
+      "name": "prod-eu",                      # inventory hostname
+      "version_check": {...} | None,          # version_check_result
+      "eviction_verify": {...} | None,        # eviction_verify_result
+      "remediate": {...} | None,              # remediate_result
+      "failure": {"phase", "message", "unreachable"} | None,
+    }
+
+Output of :func:`build_report` is what lands in report.json; report.md and the
+summary table printed at the end of the play are rendered from it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import CHANGED_ACTIONS, FAILED, ROLLOUT_BAD_ENDS, SKIPPED_ACTIONS
+from ansible_collections.shmfix.k8s.plugins.plugin_utils.remediation import workload_ref
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+STATUS_UNREACHABLE = "unreachable"
+STATUS_NOT_RUN = "not_run"
+
+
+# Words that tell an unreachable API server from one that answered with an error.
+UNREACHABLE_MARKERS = (
+    "connection refused",
+    "failed to establish a new connection",
+    "max retries exceeded",
+    "name or service not known",
+    "no route to host",
+    "timed out",
+    "timeout",
+    "network is unreachable",
+    "cannot connect",
+    "could not connect",
+    "unreachable",
+)
+
+
+def looks_unreachable(message):
+    """True when an error message says the API server could not be reached at all."""
+    text = (message or "").lower()
+    return any(marker in text for marker in UNREACHABLE_MARKERS)
+
+
+def classify_failure(result, phase):
+    """Turn a failed task result (as seen in rescue: ansible_failed_result) into a failure record."""
+    result = result or {}
+    message = result.get("msg") or result.get("message") or "failed without a message"
+    status = result.get("status")
+    reason = result.get("reason")
+    if result.get("unreachable") or reason == "Unreachable":
+        unreachable = True
+    elif status or reason:
+        unreachable = False
+    else:
+        unreachable = looks_unreachable(message)
+    return {
+        "phase": phase,
+        "message": str(message),
+        "unreachable": unreachable,
+        "status": status,
+        "reason": reason,
+    }
+
+
+def _size_pair(block):
+    block = block or {}
+    return {
+        "state": block.get("state"),
+        "size_limit_bytes": block.get("size_limit_bytes"),
+        "effective_bytes": block.get("effective_bytes"),
+        "measured_bytes": block.get("measured_bytes"),
+    }
+
+
+def _workload_entry(item):
+    before = _size_pair(item.get("before"))
+    after = _size_pair(item.get("after"))
+    measured = []
+    for df in item.get("measured") or []:
+        measured.append(
+            {
+                "pod": df.get("pod"),
+                "container": df.get("container"),
+                "node": df.get("node"),
+                "enforcement": df.get("enforcement"),
+                "size_bytes": df.get("size_bytes"),
+                "method": df.get("method"),
+                "verdict": df.get("verdict"),
+                "note": df.get("note") or df.get("reason"),
+            }
+        )
+    verdicts = {m.get("verdict") for m in measured if m.get("verdict")}
+    if "mismatch" in verdicts:
+        verdict = "mismatch"
+    elif "ok" in verdicts:
+        verdict = "ok"
+    elif item.get("verdict"):
+        verdict = item["verdict"]
+    else:
+        verdict = "unmeasured"
+    rollout = item.get("rollout") or {}
+    return {
+        "kind": item.get("kind"),
+        "namespace": item.get("namespace"),
+        "name": item.get("name"),
+        "action": item.get("action"),
+        "reason": item.get("reason") or item.get("error") or "",
+        "managed_by": item.get("managed_by"),
+        "before": before,
+        "after": after,
+        "rollout": {"status": rollout.get("status"), "message": rollout.get("message")},
+        "measured": measured,
+        "measured_bytes": [m["size_bytes"] for m in measured if m.get("size_bytes") is not None],
+        "verdict": verdict,
+        "verdict_note": item.get("verdict_note") or "",
+        "snippet": item.get("snippet"),
+        "findings": item.get("findings") or [],
+    }
+
+
+def _nodes(version_check):
+    nodes = []
+    for node in (version_check or {}).get("nodes") or []:
+        nodes.append(
+            {
+                "name": node.get("name"),
+                "kubelet_version": node.get("kubelet_version"),
+                "tier": node.get("tier"),
+                "expected_enforcement": node.get("expected_enforcement"),
+                "verdict": node.get("verdict", "ok"),
+                "message": node.get("message", ""),
+            }
+        )
+    return nodes
+
+
+def _enforcement(eviction_verify):
+    if not eviction_verify or not eviction_verify.get("enabled", True):
+        return {"proven": None, "summary": "not checked", "probes": []}
+    probes = []
+    for probe in eviction_verify.get("probes") or []:
+        probes.append(
+            {
+                "name": probe.get("name"),
+                "node": probe.get("node"),
+                "expected": probe.get("expected"),
+                "outcome": probe.get("outcome"),
+                "ok": bool(probe.get("ok")),
+                "size_limit_bytes": probe.get("size_limit_bytes"),
+                "df_size_bytes": probe.get("df_size_bytes"),
+                "write_exit_code": probe.get("write_exit_code"),
+                "write_message": probe.get("write_message"),
+                "event_message": probe.get("event_message"),
+                "elapsed_seconds": probe.get("elapsed_seconds"),
+                "reason": probe.get("reason", ""),
+            }
+        )
+    proven = bool(probes) and all(p["ok"] for p in probes)
+    summary = ", ".join("%s=%s" % (p.get("node") or p.get("name"), p.get("outcome")) for p in probes) or "no probe ran"
+    return {"proven": proven, "summary": summary, "probes": probes}
+
+
+def _cluster_status(record):
+    """(status, failure) of a cluster from what it recorded, before its results are looked at."""
+    failure = record.get("failure")
+    if failure:
+        return (STATUS_UNREACHABLE if failure.get("unreachable") else STATUS_FAILED), failure
+    if not record.get("version_check") and not record.get("remediate") and not record.get("eviction_verify"):
+        return STATUS_NOT_RUN, {"phase": "none", "message": "the cluster recorded no result (was it in the play?)", "unreachable": False}
+    return STATUS_OK, None
+
+
+def _sort_workloads(remediate):
+    """The remediate role's workload records sorted into changed, skipped, failed, unchanged, audited."""
+    groups = {"changed": [], "skipped": [], "failed": [], "unchanged": [], "audited": []}
+    for item in remediate.get("workloads") or []:
+        entry = _workload_entry(item)
+        action, rollout_failed = entry["action"], entry["rollout"]["status"] in ROLLOUT_BAD_ENDS
+        if action == "audited":
+            entry.update(state=item.get("state"), effective_bytes=item.get("effective_bytes"), effective_note=item.get("effective_note"))
+            groups["audited"].append(entry)
+        elif action in CHANGED_ACTIONS and not rollout_failed:
+            groups["changed"].append(entry)
+        elif action in SKIPPED_ACTIONS:
+            groups["skipped"].append(entry)
+        elif action == FAILED or rollout_failed:
+            # A workload whose rollout failed after a patch counts as failed, not changed.
+            groups["failed"].append(entry)
+        else:
+            groups["unchanged"].append(entry)
+    return groups
+
+
+def _result_failure(groups, mismatches, enforcement, remediate):
+    """The failure of a cluster that ran but did not end as asked, or None."""
+    reasons = []
+    if groups["failed"]:
+        reasons.append("%d workload(s) failed" % len(groups["failed"]))
+    if mismatches:
+        reasons.append("%d workload(s) measured a different /dev/shm than expected" % len(mismatches))
+    if enforcement["proven"] is False:
+        reasons.append("sizeLimit enforcement not proven (%s)" % enforcement["summary"])
+    if remediate.get("stopped"):
+        reasons.append(remediate.get("stopped_reason") or "remediation stopped")
+    return {"phase": "result", "message": "; ".join(reasons), "unreachable": False} if reasons else None
+
+
+def _counts(groups, mismatches):
+    changed, audited = groups["changed"], groups["audited"]
+    counts = {key: len(value) for key, value in groups.items()}
+    counts.update(
+        measured_ok=len([e for e in changed + audited if e["verdict"] == "ok"]),
+        df_checked=len(changed) + len([e for e in audited if e["verdict"] in ("ok", "mismatch")]),
+        mismatch=len(mismatches),
+    )
+    return counts
+
+
+def build_cluster(record):
+    """One cluster's section of the report from what its roles recorded."""
+    record = record or {}
+    version_check = record.get("version_check") or {}
+    remediate = record.get("remediate") or {}
+    status, failure = _cluster_status(record)
+    groups = _sort_workloads(remediate)
+    untouched = [dict(workload_ref(u), reason=u.get("reason", "")) for u in remediate.get("untouched") or []]
+    enforcement = _enforcement(record.get("eviction_verify"))
+    mismatches = [e for e in groups["changed"] + groups["audited"] if e["verdict"] == "mismatch"]
+    if status == STATUS_OK:
+        failure = _result_failure(groups, mismatches, enforcement, remediate)
+        status = STATUS_FAILED if failure else STATUS_OK
+    cluster = {
+        "name": record.get("name") or "?",
+        "status": status,
+        "failure": failure,
+        "server_version": version_check.get("server_version"),
+        "min_version": version_check.get("min_version"),
+        "tiers": version_check.get("tiers") or {},
+        "nodes": _nodes(version_check),
+        "enforcement": enforcement,
+        "audit": remediate.get("audit_summary") or {},
+        "waves": remediate.get("waves", 0),
+        "stopped": bool(remediate.get("stopped")),
+        "stopped_reason": remediate.get("stopped_reason") or "",
+        "untouched": untouched,
+        "mode": remediate.get("mode") or ("remediate" if remediate else None),
+    }
+    cluster.update(groups)
+    cluster["counts"] = dict(_counts(groups, mismatches), untouched=len(untouched))
+    return cluster
+
+
+def build_report(records, generated_at=None, playbook=None, check_mode=False):
+    """The whole fleet report (report.json) from one record per cluster."""
+    clusters = [build_cluster(r) for r in records or []]
+    clusters.sort(key=lambda c: c["name"])
+    totals = {
+        "clusters": len(clusters),
+        "ok": len([c for c in clusters if c["status"] == STATUS_OK]),
+        "failed": len([c for c in clusters if c["status"] == STATUS_FAILED]),
+        "unreachable": len([c for c in clusters if c["status"] == STATUS_UNREACHABLE]),
+        "not_run": len([c for c in clusters if c["status"] == STATUS_NOT_RUN]),
+        "changed": sum(c["counts"]["changed"] for c in clusters),
+        "skipped": sum(c["counts"]["skipped"] for c in clusters),
+        "failed_workloads": sum(c["counts"]["failed"] for c in clusters),
+    }
+    return {
+        "schema": 1,
+        "generated_at": generated_at,
+        "playbook": playbook,
+        "check_mode": bool(check_mode),
+        "totals": totals,
+        "failed_clusters": [c["name"] for c in clusters if c["status"] != STATUS_OK],
+        "clusters": clusters,
+    }
+
+
+def _tiers_text(cluster):
+    tiers = cluster.get("tiers") or {}
+    if not tiers:
+        return "-"
+    return ",".join("%s:%s" % (k, tiers[k]) for k in sorted(tiers))
+
+
+def summary_rows(report):
+    """Rows (header first) of the short table printed at the end of the play."""
+    rows = [["CLUSTER", "STATUS", "SERVER", "KUBELET TIERS", "ENFORCEMENT", "CHANGED", "SKIPPED", "FAILED", "DF OK", "NOTE"]]
+    for cluster in report.get("clusters") or []:
+        counts = cluster["counts"]
+        note = ""
+        if cluster.get("failure"):
+            note = cluster["failure"].get("message") or ""
+            if len(note) > 70:
+                note = note[:67] + "..."
+        rows.append(
+            [
+                cluster["name"],
+                cluster["status"],
+                cluster.get("server_version") or "-",
+                _tiers_text(cluster),
+                cluster["enforcement"]["summary"] if cluster["enforcement"]["proven"] is not None else "not checked",
+                str(counts["changed"]),
+                str(counts["skipped"]),
+                str(counts["failed"]),
+                "%d/%d" % (counts["measured_ok"], counts["df_checked"]),
+                note,
+            ]
+        )
+    return rows
+
+
+def render_table(rows):
+    """Fixed-width text table of rows (lists of strings)."""
+    if not rows:
+        return ""
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def summary_table(report):
+    """The summary table as a list of lines (what the play prints)."""
+    return render_table(summary_rows(report)).split("\n")

@@ -1,0 +1,118 @@
+# Copyright (c) shmfix.k8s developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""patching.py steps that need no API server: the full JSON patch, conflict detection, planning one object."""
+
+import pytest
+from ansible_collections.shmfix.k8s.plugins.module_utils import kinds, patching, podspec, rollback
+from ansible_collections.shmfix.k8s.plugins.module_utils import plan as planner
+from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ConflictError, ShmfixError
+from ansible_collections.shmfix.k8s.plugins.module_utils.options import size_options
+
+NO_NODES = {"allocatable": {}, "capacity": {}, "labels": {}, "mode": {}, "error": None}
+
+
+def _deployment(annotations=None, containers=None):
+    meta = {"name": "web", "namespace": "a", "resourceVersion": "41"}
+    if annotations is not None:
+        meta["annotations"] = annotations
+    return {"metadata": meta, "spec": {"template": {"spec": {"containers": containers or [{"name": "c", "image": "x"}]}}}}
+
+
+def _request(state="present", **params):
+    return {"state": state, "options": size_options(params), "managed": params.get("managed", "warn")}
+
+
+def test_patch_is_guarded_by_resource_version_and_records_the_original():
+    obj = _deployment()
+    plan = planner.plan(obj["spec"]["template"]["spec"], parse=lambda v, w=None, allow_zero=False: 268435456, size_bytes=268435456)
+    ops = patching.build_ops(kinds.builtin("Deployment"), obj, plan, "present")
+    assert ops[0] == {"op": "replace", "path": "/metadata/resourceVersion", "value": "41"}
+    assert all(op["path"].startswith("/spec/template/spec/") or op["path"].startswith("/metadata/") for op in ops)
+    assert ops[-1]["path"] == "/metadata/annotations"
+    assert rollback.decode_original(ops[-1]["value"][podspec.ANNOTATION_ORIGINAL])["volume"]["name"] == "dshm"
+
+
+def test_rollback_removes_the_annotation_only():
+    obj = _deployment({"keep": "me", podspec.ANNOTATION_ORIGINAL: "{}"})
+    ops = patching.build_ops(kinds.builtin("Deployment"), obj, {"patch": []}, "absent")
+    assert ops == [
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": "41"},
+        {"op": "remove", "path": "/metadata/annotations/shmfix.io~1original"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "err, conflict, maybe",
+    [
+        (ConflictError("conflict", status=409), True, False),
+        (
+            ShmfixError(
+                "API error 422 Unprocessable Entity while trying to patch x: the server rejected our request due to an error in our request", status=422
+            ),
+            False,
+            True,
+        ),
+        (ShmfixError("spec.template.spec.volumes[1].name: Duplicate value", status=422), False, False),
+        (ShmfixError("forbidden", status=403), False, False),
+    ],
+)
+def test_conflict_detection(err, conflict, maybe):
+    assert patching.is_conflict(err) is conflict
+    assert patching.maybe_conflict(err) is maybe
+
+
+def test_plan_object_present_then_nothing_to_do():
+    spec = kinds.builtin("Deployment")
+    record, step = patching.plan_object(spec, _deployment(), NO_NODES, _request(size_limit="1Gi"))
+    assert (step.done, step.would, record["reason"]) == ("patched", "would_patch", "add Memory emptyDir dshm (sizeLimit 1Gi) at /dev/shm in c")
+    assert record["before"]["effective_bytes"] == 64 * 1024**2 and record["after"]["size_limit_bytes"] == 1024**3
+    patched = _deployment(containers=step.new_spec["containers"])
+    patched["spec"]["template"]["spec"] = step.new_spec
+    record, step = patching.plan_object(spec, patched, NO_NODES, _request(size_limit="1Gi"))
+    assert step is None and record["action"] == "unchanged"
+
+
+@pytest.mark.parametrize(
+    "annotations, action, reason",
+    [
+        ({podspec.ANNOTATION_SKIP: "true"}, "skipped", "annotation shmfix.io/skip=true"),
+        ({podspec.ANNOTATION_SIZE_LIMIT: "2GB"}, "skipped", "bad annotation shmfix.io/size-limit: annotation shmfix.io/size-limit: '2GB' is not"),
+    ],
+)
+def test_plan_object_skips_on_annotations(annotations, action, reason):
+    record, step = patching.plan_object(kinds.builtin("Deployment"), _deployment(annotations), NO_NODES, _request())
+    assert step is None and record["action"] == action and record["reason"].startswith(reason)
+
+
+def test_plan_object_immutable_and_bad_rollback_record():
+    record, step = patching.plan_object(kinds.builtin("Job"), _deployment(), NO_NODES, _request())
+    assert step is None and record["action"] == "immutable"
+    record, step = patching.plan_object(kinds.builtin("Deployment"), _deployment({podspec.ANNOTATION_ORIGINAL: "not json"}), NO_NODES, _request("absent"))
+    assert step is None and (record["action"], record["reason"]) == ("skipped", "bad annotation shmfix.io/original")
+
+
+@pytest.mark.parametrize(
+    "err, attempt, verdict",
+    [
+        (ShmfixError("unauthorized", status=401), 0, "fatal"),
+        (ShmfixError("forbidden", status=403), 0, "fatal"),
+        (ShmfixError("cannot reach the API server", reason="Unreachable"), 0, "fatal"),
+        (ShmfixError("volumes[0].name: Duplicate value", status=422), 0, "refused"),
+        (ConflictError("conflict", status=409), 0, "reread"),
+        (ConflictError("conflict", status=409), patching.CONFLICT_RETRIES, "exhausted"),
+        (ShmfixError(patching._FAILED_TEST, status=422), 1, "reread"),
+    ],
+)
+def test_refusal(err, attempt, verdict):
+    assert patching.refusal(err, attempt) == verdict
+
+
+def test_a_failed_guard_is_a_concurrent_edit_only_when_the_object_changed():
+    guard = ShmfixError(patching._FAILED_TEST, status=422)
+    obj = _deployment()
+    assert not patching.concurrent_edit(guard, obj, _deployment())
+    moved = _deployment()
+    moved["metadata"]["resourceVersion"] = "42"
+    assert patching.concurrent_edit(guard, obj, moved)
+    assert patching.concurrent_edit(ConflictError("conflict", status=409), obj, _deployment())

@@ -1,0 +1,34 @@
+# Copyright (c) shmfix.k8s developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The shapes the filters receive, as the modules and roles record them: cluster_info's result and its nodes,
+version_check_result.nodes, a registered loop."""
+
+NODE_MEM = 25276059648  # memory capacity of a node of the embedded cluster
+NODES = [
+    {"name": "n-sized", "expected_enforcement": "sized", "memory_capacity_bytes": NODE_MEM},
+    {"name": "n-evict", "expected_enforcement": "eviction", "memory_capacity_bytes": NODE_MEM},
+]
+
+
+def df_loop(entries_by_workload):
+    """A registered loop of shm_df_facts whose item is a workload: [(workload, [df entries])]."""
+    return {"results": [{"item": item, "ansible_facts": {"shm_df": entries}} for item, entries in entries_by_workload]}
+
+
+def cluster_info(nodes, server="v1.34.4"):
+    """cluster_info's result with these nodes."""
+    return {"server_version": {"git_version": server}, "nodes": nodes}
+
+
+def node(name, version, tier, expected, source="configz", labels=None):
+    """One node of cluster_info's result."""
+    return {
+        "name": name,
+        "kubelet_version": version,
+        "tier": tier,
+        "expected_enforcement": expected,
+        "feature_gates_source": source,
+        "labels": labels or {"kubernetes.io/hostname": name},
+        "memory_capacity_bytes": NODE_MEM,
+    }

@@ -1,0 +1,235 @@
+# Copyright (c) shmfix.k8s developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugin_utils/report.py: plain dicts, no cluster."""
+
+import pytest
+from ansible_collections.shmfix.k8s.plugins.plugin_utils import remediation, report
+from shapes import NODES
+from shapes import df_loop as _df_loop
+
+MI = 1024 * 1024
+GI = 1024 * MI
+NODE_MEM = 25276059648  # memory capacity of a node of the embedded cluster
+
+
+@pytest.mark.parametrize(
+    "result, unreachable",
+    [
+        ({"msg": "cannot reach the Kubernetes API server https://127.0.0.1:1 while trying to get version: ...", "reason": "Unreachable"}, True),
+        ({"msg": "HTTPSConnectionPool(host='127.0.0.1', port=1): Max retries exceeded ... Connection refused"}, True),
+        ({"msg": "forbidden: the credentials may not list nodes", "status": 403, "reason": "Forbidden"}, False),
+        ({"msg": "TLS failure talking to https://x while trying to get version", "reason": "TLSError"}, False),
+        ({"msg": "context 'nope' not found in kubeconfig"}, False),
+        ({"unreachable": True, "msg": "whatever"}, True),
+        ({}, False),
+    ],
+)
+def test_classify_failure(result, unreachable):
+    failure = report.classify_failure(result, "version_check")
+    assert failure["unreachable"] is unreachable
+    assert failure["phase"] == "version_check"
+    assert failure["message"]
+
+
+def _version_check(nodes=None):
+    return {
+        "server_version": "v1.34.4",
+        "min_version": "1.20",
+        "tiers": {"ga": 1, "default_on": 1},
+        "nodes": nodes
+        or [
+            {"name": "n-sized", "kubelet_version": "v1.34.4", "tier": "ga", "expected_enforcement": "sized", "verdict": "ok"},
+            {"name": "n-evict", "kubelet_version": "v1.31.14", "tier": "default_on", "expected_enforcement": "eviction", "verdict": "warn"},
+        ],
+    }
+
+
+def _eviction_verify(ok=True):
+    return {
+        "enabled": True,
+        "probes": [
+            {"name": "v1-34-sized", "node": "n-sized", "expected": "sized", "outcome": "sized", "ok": True, "df_size_bytes": 32 * MI},
+            {
+                "name": "v1-31-eviction",
+                "node": "n-evict",
+                "expected": "eviction",
+                "outcome": "evicted" if ok else "not_enforced",
+                "ok": ok,
+                "event_message": 'Usage of EmptyDir volume "dshm" exceeds the limit "32Mi".' if ok else None,
+            },
+        ],
+    }
+
+
+def _patched(name, measured=256 * MI, verdict="ok", rollout="complete"):
+    return {
+        "kind": "Deployment",
+        "namespace": "demo",
+        "name": name,
+        "action": "patched",
+        "before": {"state": "runtime_default", "size_limit_bytes": None, "effective_bytes": 64 * MI, "measured_bytes": 64 * MI},
+        "after": {"state": "sized", "size_limit_bytes": 256 * MI, "effective_bytes": 256 * MI, "measured_bytes": measured},
+        "rollout": {"status": rollout, "message": "done"},
+        "measured": [{"pod": name + "-1", "node": "n-sized", "size_bytes": measured, "method": "exec", "verdict": verdict, "note": "n"}],
+    }
+
+
+def _remediate(workloads, **extra):
+    out = {"mode": "remediate", "workloads": workloads, "waves": 1, "stopped": False, "untouched": []}
+    out.update(extra)
+    return out
+
+
+def test_cluster_ok_groups_workloads_by_action():
+    record = {
+        "name": "c1",
+        "version_check": _version_check(),
+        "eviction_verify": _eviction_verify(),
+        "remediate": _remediate(
+            [
+                _patched("web"),
+                {"kind": "Job", "namespace": "demo", "name": "migrate", "action": "immutable", "reason": "a Job's pod template cannot be changed"},
+                {"kind": "StatefulSet", "namespace": "demo", "name": "db", "action": "unchanged", "reason": "already sized"},
+                {"kind": "Deployment", "namespace": "demo", "name": "helm-app", "action": "skipped", "reason": "managed by helm"},
+            ]
+        ),
+    }
+    cluster = report.build_cluster(record)
+    assert cluster["status"] == "ok"
+    assert cluster["failure"] is None
+    assert [w["name"] for w in cluster["changed"]] == ["web"]
+    assert sorted(w["name"] for w in cluster["skipped"]) == ["helm-app", "migrate"]
+    assert [w["name"] for w in cluster["unchanged"]] == ["db"]
+    assert cluster["counts"] == {
+        "changed": 1,
+        "skipped": 2,
+        "failed": 0,
+        "unchanged": 1,
+        "untouched": 0,
+        "audited": 0,
+        "measured_ok": 1,
+        "df_checked": 1,
+        "mismatch": 0,
+    }
+    assert cluster["enforcement"]["proven"] is True
+    assert cluster["enforcement"]["summary"] == "n-sized=sized, n-evict=evicted"
+    web = cluster["changed"][0]
+    assert web["before"]["measured_bytes"] == 64 * MI
+    assert web["after"]["measured_bytes"] == 256 * MI
+    assert web["measured_bytes"] == [256 * MI]
+
+
+def test_cluster_unreachable():
+    failure = report.classify_failure({"msg": "cannot reach the Kubernetes API server https://127.0.0.1:1", "reason": "Unreachable"}, "version_check")
+    cluster = report.build_cluster({"name": "dead", "failure": failure})
+    assert cluster["status"] == "unreachable"
+    assert cluster["failure"]["phase"] == "version_check"
+    assert cluster["counts"]["changed"] == 0
+
+
+def test_cluster_without_any_record_is_not_run():
+    cluster = report.build_cluster({"name": "ghost"})
+    assert cluster["status"] == "not_run"
+    assert "no result" in cluster["failure"]["message"]
+
+
+def test_failed_rollout_moves_a_patched_workload_to_failed():
+    cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "remediate": _remediate([_patched("web", rollout="timeout")])})
+    assert cluster["status"] == "failed"
+    assert [w["name"] for w in cluster["failed"]] == ["web"]
+    assert cluster["changed"] == []
+    assert "1 workload(s) failed" in cluster["failure"]["message"]
+
+
+def test_df_mismatch_fails_the_cluster():
+    cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "remediate": _remediate([_patched("web", 64 * MI, "mismatch")])})
+    assert cluster["status"] == "failed"
+    assert cluster["counts"]["mismatch"] == 1
+    assert "different /dev/shm" in cluster["failure"]["message"]
+
+
+def test_unproven_enforcement_fails_the_cluster():
+    cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "eviction_verify": _eviction_verify(ok=False), "remediate": _remediate([])})
+    assert cluster["status"] == "failed"
+    assert cluster["enforcement"]["proven"] is False
+    assert "n-evict=not_enforced" in cluster["failure"]["message"]
+
+
+def test_stopped_remediation_lists_untouched_workloads():
+    rem = _remediate(
+        [_patched("a", rollout="failed")],
+        stopped=True,
+        stopped_reason="stopped after 1 failed workload(s); 1 left untouched",
+        untouched=[{"kind": "Deployment", "namespace": "demo", "name": "b", "reason": "not started"}],
+    )
+    cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "remediate": rem})
+    assert cluster["status"] == "failed"
+    assert cluster["stopped"] is True
+    assert [u["name"] for u in cluster["untouched"]] == ["b"]
+    assert cluster["counts"]["untouched"] == 1
+
+
+def test_disabled_eviction_verify_is_not_checked():
+    cluster = report.build_cluster(
+        {"name": "c", "version_check": _version_check(), "eviction_verify": {"enabled": False, "probes": []}, "remediate": _remediate([])}
+    )
+    assert cluster["status"] == "ok"
+    assert cluster["enforcement"] == {"proven": None, "summary": "not checked", "probes": []}
+
+
+def test_build_report_totals_and_failed_clusters():
+    records = [
+        {"name": "b-ok", "version_check": _version_check(), "eviction_verify": _eviction_verify(), "remediate": _remediate([_patched("web")])},
+        {"name": "a-dead", "failure": {"phase": "version_check", "message": "cannot reach", "unreachable": True}},
+        {"name": "c-bad", "version_check": _version_check(), "remediate": _remediate([_patched("x", rollout="failed")])},
+    ]
+    rep = report.build_report(records, generated_at="2026-01-01T00:00:00Z", playbook="fix-shm")
+    assert [c["name"] for c in rep["clusters"]] == ["a-dead", "b-ok", "c-bad"]
+    assert rep["totals"] == {"clusters": 3, "ok": 1, "failed": 1, "unreachable": 1, "not_run": 0, "changed": 1, "skipped": 0, "failed_workloads": 1}
+    assert rep["failed_clusters"] == ["a-dead", "c-bad"]
+    assert rep["playbook"] == "fix-shm"
+    lines = report.summary_table(rep)
+    assert lines[0].split()[:3] == ["CLUSTER", "STATUS", "SERVER"]
+    assert set(lines[1]) <= {"-", " "}
+    body = {line.split()[0]: line.split() for line in lines[2:]}
+    assert body["a-dead"][1] == "unreachable"
+    assert body["b-ok"][1:3] == ["ok", "v1.34.4"]
+    assert body["c-bad"][1] == "failed"
+
+
+def test_render_table_aligns_columns():
+    lines = report.render_table([["A", "BB"], ["ccc", "d"]]).split("\n")
+    assert lines == ["A    BB", "---  --", "ccc  d"]
+
+
+def test_audit_records_verify_compares_declared_size():
+    workloads = [
+        {"kind": "Deployment", "namespace": "d", "name": "ok", "state": "sized", "effective_bytes": 256 * MI, "findings": []},
+        {"kind": "Deployment", "namespace": "d", "name": "bad", "state": "sized", "effective_bytes": 256 * MI, "findings": []},
+        {
+            "kind": "Deployment",
+            "namespace": "d",
+            "name": "plain",
+            "state": "runtime_default",
+            "effective_bytes": 64 * MI,
+            "findings": [{"severity": "warning", "message": "64 MiB"}],
+        },
+    ]
+    df = _df_loop(
+        [
+            (workloads[0], [{"pod": "ok-1", "node": "n-sized", "size_bytes": 256 * MI}]),
+            (workloads[1], [{"pod": "bad-1", "node": "n-sized", "size_bytes": 64 * MI}]),
+            (workloads[2], [{"pod": "plain-1", "node": "n-sized", "size_bytes": 64 * MI}]),
+        ]
+    )
+    recs = {r["name"]: r for r in remediation.audit_records(workloads, df, NODES, verify=True)}
+    assert recs["ok"]["measured"][0]["verdict"] == "ok"
+    assert recs["bad"]["measured"][0]["verdict"] == "mismatch"
+    assert recs["plain"]["measured"][0]["verdict"] is None
+    assert recs["plain"]["reason"] == "64 MiB"
+    cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "remediate": {"mode": "verify", "workloads": list(recs.values())}})
+    assert cluster["counts"]["audited"] == 3
+    assert cluster["counts"]["measured_ok"] == 1
+    assert cluster["counts"]["df_checked"] == 2
+    assert cluster["status"] == "failed"
