@@ -47,8 +47,12 @@ DEB_PACKAGES=(containerd runc containernetworking-plugins iptables busybox-stati
 log() { printf '%s cluster: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { printf 'cluster: ERROR: %s\n' "$*" >&2; exit 1; }
 
-# --- processes started by this script: one pid file per component in $STATE/run ---------------
-pidfile() { echo "$STATE/run/$1.pid"; }
+# --- processes started by this script: one pid file per component in $RUN_DIR -----------------
+# RUN_DIR and LOG_DIR are where pid files and logs go; the fleet (lib/fleet.sh) rebinds them
+# with `local` to its own directories, so these helpers serve both.
+RUN_DIR=$STATE/run
+LOG_DIR=$STATE/logs
+pidfile() { echo "$RUN_DIR/$1.pid"; }
 # Echo the pid of component $1 if its pid file names a live process running the expected binary
 # (guards against a recycled pid), else nothing.
 component_pid() {
@@ -61,13 +65,13 @@ component_pid() {
   exe=${exe% (deleted)}
   if [ -z "${want:-}" ] || [ "$exe" = "$want" ]; then echo "$pid"; fi
 }
-# Start a long-running component detached (own session), logging to $STATE/logs/<name>.log.
+# Start a long-running component detached (own session), logging to $LOG_DIR/<name>.log.
 start_component() {
   local name=$1 bin=$2; shift 2
   [ -x "$bin" ] || die "$name: binary $bin missing; run: localcluster/cluster.sh build"
-  mkdir -p "$STATE/logs" "$STATE/run"
-  printf '\n==== %s start %s: %s %s\n' "$(date -u +%FT%TZ)" "$name" "$bin" "$*" >> "$STATE/logs/$name.log"
-  setsid "$bin" "$@" >> "$STATE/logs/$name.log" 2>&1 < /dev/null 9>&- &
+  mkdir -p "$LOG_DIR" "$RUN_DIR"
+  printf '\n==== %s start %s: %s %s\n' "$(date -u +%FT%TZ)" "$name" "$bin" "$*" >> "$LOG_DIR/$name.log"
+  setsid "$bin" "$@" >> "$LOG_DIR/$name.log" 2>&1 < /dev/null 9>&- &
   echo "$! $bin" > "$(pidfile "$name")"
 }
 # A process that exists and is not a zombie (our detached processes are reaped by pid 1, which
@@ -97,11 +101,13 @@ stop_component() {
 }
 
 # Fail with the owner's name when a TCP port on 127.0.0.1 (or any address) is already listening.
+# $3: what to run if the owner is a leftover of ours (default: cluster.sh down).
 check_port_free() {
   local port=$1 what=$2 line
+  local leftover=${3:-localcluster/cluster.sh down}
   line=$(ss -ltnpH "sport = :$port" 2>/dev/null | head -1)
   [ -z "$line" ] && return 0
-  die "port $port (for $what) is already in use: $(echo "$line" | grep -o 'users:.*' || echo "$line"). Stop that process, or if it is a leftover of this cluster run: localcluster/cluster.sh down"
+  die "port $port (for $what) is already in use: $(echo "$line" | grep -o 'users:.*' || echo "$line"). Stop that process, or if it is a leftover of this cluster run: $leftover"
 }
 
 # Wait until "$@" succeeds, at most $1 seconds; $2 names the thing for the error message.

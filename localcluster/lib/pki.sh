@@ -4,9 +4,11 @@
 
 PKI_DAYS=3650
 
-# gen_cert <name> <subject> <extendedKeyUsage> [subjectAltName]
+# gen_cert <name> <subject> <extendedKeyUsage> [subjectAltName]: signed by $PKI_DIR/ca.{crt,key}
+# into $PKI_DIR (the fleet rebinds PKI_DIR with `local` to each fleet cluster's own CA).
+PKI_DIR=$STATE/pki
 gen_cert() {
-  local name=$1 subj=$2 eku=$3 san=${4:-} dir=$STATE/pki
+  local name=$1 subj=$2 eku=$3 san=${4:-} dir=$PKI_DIR
   [ -s "$dir/$name.crt" ] && [ -s "$dir/$name.key" ] && return 0
   openssl genrsa -out "$dir/$name.key" 2048 2>/dev/null
   openssl req -new -key "$dir/$name.key" -subj "$subj" -out "$dir/$name.csr" 2>/dev/null
@@ -19,6 +21,24 @@ gen_cert() {
   openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
     -days "$PKI_DAYS" -sha256 -extfile "$dir/$name.ext" -out "$dir/$name.crt" 2>/dev/null
   rm -f "$dir/$name.csr" "$dir/$name.ext"
+}
+
+# gen_ca <common name>: a self-signed CA in $PKI_DIR/ca.{crt,key}, once.
+gen_ca() {
+  local dir=$PKI_DIR
+  [ -s "$dir/ca.crt" ] && return 0
+  openssl genrsa -out "$dir/ca.key" 2048 2>/dev/null
+  openssl req -x509 -new -key "$dir/ca.key" -subj "/CN=$1" -days "$PKI_DAYS" -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+    -out "$dir/ca.crt" 2>/dev/null
+}
+
+# gen_sa_keypair: the service-account token signing key pair $PKI_DIR/sa.{key,pub}, once.
+gen_sa_keypair() {
+  local dir=$PKI_DIR
+  [ -s "$dir/sa.key" ] && return 0
+  openssl genrsa -out "$dir/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$dir/sa.key" -pubout -out "$dir/sa.pub" 2>/dev/null
 }
 
 b64() { base64 -w0 < "$1"; }
@@ -62,13 +82,8 @@ ensure_pki() {
   local dir=$STATE/pki node
   mkdir -p "$dir" "$STATE/kubeconfigs"
   chmod 700 "$dir"
-  if [ ! -s "$dir/ca.crt" ]; then
-    log "creating the cluster CA and certificates in $dir"
-    openssl genrsa -out "$dir/ca.key" 2048 2>/dev/null
-    openssl req -x509 -new -key "$dir/ca.key" -subj "/CN=shmfix-local-ca" -days "$PKI_DAYS" -sha256 \
-      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-      -out "$dir/ca.crt" 2>/dev/null
-  fi
+  [ -s "$dir/ca.crt" ] || log "creating the cluster CA and certificates in $dir"
+  gen_ca shmfix-local-ca
   gen_cert etcd-server "/CN=shmfix-etcd" serverAuth,clientAuth "IP:127.0.0.1,DNS:localhost"
   gen_cert apiserver-etcd-client "/CN=kube-apiserver-etcd-client" clientAuth
   gen_cert apiserver "/CN=kube-apiserver" serverAuth \
@@ -89,10 +104,7 @@ ensure_pki() {
     fi
     gen_cert "kubelet-$node-serving" "/CN=$node" serverAuth "DNS:$node,IP:127.0.0.1,IP:${NODE_NET[$node]}.1"
   done
-  if [ ! -s "$dir/sa.key" ]; then
-    openssl genrsa -out "$dir/sa.key" 2048 2>/dev/null
-    openssl rsa -in "$dir/sa.key" -pubout -out "$dir/sa.pub" 2>/dev/null
-  fi
+  gen_sa_keypair
   chmod 600 "$dir"/*.key
   write_kubeconfig "$STATE/kubeconfig" shmfix-admin admin shmfix-local shmfix-local-alt
   write_kubeconfig "$STATE/kubeconfigs/controller-manager" system:kube-controller-manager controller-manager shmfix-local
