@@ -9,7 +9,7 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export KUBECONFIG_LOCAL := $(ROOT)/.localcluster/kubeconfig
 COLLECTION_LINK := .collections/ansible_collections/shmfix/k8s
 
-.PHONY: help venv collection deps cluster-build cluster-up cluster-down cluster-status demo test unit integration molecule lint sanity bench clean
+.PHONY: help venv collection deps cluster-build cluster-up cluster-down cluster-status fleet-up fleet-down fleet-status demo test unit integration molecule lint sanity bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,6 +38,16 @@ cluster-down: ## stop the embedded cluster (pid files), unmount its volumes
 
 cluster-status: ## components, nodes and versions of the embedded cluster
 	localcluster/cluster.sh status
+
+FLEET ?= 8
+fleet-up: ## FLEET (default 8) extra control planes on the cluster's etcd (idempotent; needs cluster-up)
+	localcluster/cluster.sh fleet-up "$(FLEET)"
+
+fleet-down: ## stop the fleet (pid files); FLEET_PURGE=1 also deletes its etcd keys
+	FLEET_PURGE="$(FLEET_PURGE)" localcluster/cluster.sh fleet-down
+
+fleet-status: ## per fleet cluster: port, pids, health, RSS
+	localcluster/cluster.sh fleet-status
 
 demo: cluster-up ## the main job against the embedded cluster
 	localcluster/demo.sh

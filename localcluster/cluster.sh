@@ -7,12 +7,18 @@
 #   localcluster/cluster.sh up       start it (idempotent; a half-dead cluster is cleaned first)
 #   localcluster/cluster.sh down     stop what `up` started (pid files), unmount its volumes
 #   localcluster/cluster.sh status   components, nodes, versions
+#   localcluster/cluster.sh fleet-up N | fleet-down | fleet-status
+#                                    N extra control planes (apiserver + controller-manager) on
+#                                    this cluster's etcd (lib/fleet.sh; make fleet-up FLEET=8)
 #
 # State lives in <repo>/.localcluster (kubeconfig, logs/, run/, pki/, nodes/). See README.md.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib/pki.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib/node.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/etcd.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/fleet-pki.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/fleet.sh"
 
 CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 
@@ -323,6 +329,11 @@ cmd_down() {
     host_owned=false
     log "the node cgroups and bridges belong to the cluster of $owner; leaving them alone"
   fi
+  # The fleet's control planes use this cluster's etcd: they go first.
+  if [ -n "$(fleet_known)" ]; then
+    fleet_stop_all
+    [ "$FLEET_STOPPED" = 0 ] || log "stopped the fleet ($FLEET_STOPPED process(es)); make fleet-up FLEET=N starts it again after up"
+  fi
   for node in "${NODES[@]}"; do node_stop "$node" "$host_owned"; done
   for ((i = ${#CONTROL_PLANE[@]} - 1; i >= 0; i--)); do stop_component "${CONTROL_PLANE[$i]}" 20; done
   unmount_state
@@ -372,5 +383,8 @@ case "${1:-}" in
   up) lock_cluster; cmd_up ;;
   down) lock_cluster; cmd_down ;;
   status) cmd_status ;;
-  *) echo "usage: $0 build|up|down|status" >&2; exit 2 ;;
+  fleet-up) fleet_check_size "${2:-}"; lock_cluster; cmd_fleet_up "$2" ;;
+  fleet-down) lock_cluster; cmd_fleet_down ;;
+  fleet-status) cmd_fleet_status ;;
+  *) echo "usage: $0 build|up|down|status|fleet-up N|fleet-down|fleet-status" >&2; exit 2 ;;
 esac
