@@ -266,6 +266,8 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
 mib() { awk -v k="${1:-0}" 'BEGIN {printf "%.1f", k / 1024}'; }
 
 # One line per fleet cluster: name, ports, pids, health, RSS (VmRSS of its processes).
+# Exit status 1 when a cluster is unhealthy (a dead component, a stale pid file, not ready) or
+# none runs; a stopped cluster (no pid files, e.g. beyond a smaller FLEET) is only listed.
 cmd_fleet_status() {
   local known i c pid rc=0 running=0 tot_api=0 tot_cm=0 f stale
   known=$(fleet_known)
@@ -296,8 +298,13 @@ cmd_fleet_status() {
     [ "${pids[0]}" = - ] || fleet_apiserver_ready "$i" || problems+=("kube-apiserver: not ready (see $(fleet_log "$i" kube-apiserver))")
     [ "${pids[1]}" = - ] || fleet_cm_healthy "$i" || problems+=("kube-controller-manager: /healthz failing (see $(fleet_log "$i" kube-controller-manager))")
     local verdict=healthy
-    if [ ${#problems[@]} -gt 0 ]; then verdict=UNHEALTHY; rc=1; fi
-    if [ "${pids[0]}${pids[1]}" = -- ]; then verdict=stopped; fi
+    if [ "${pids[0]}${pids[1]}" = -- ] && [ ! -e "$(fleet_pidfile "$i" kube-apiserver)" ] &&
+      [ ! -e "$(fleet_pidfile "$i" kube-controller-manager)" ]; then
+      verdict=stopped
+    elif [ ${#problems[@]} -gt 0 ]; then
+      verdict=UNHEALTHY
+      rc=1
+    fi
     local line
     if [ "${pids[0]}${pids[1]}" = -- ]; then
       line=-
@@ -316,6 +323,7 @@ cmd_fleet_status() {
     echo "running: $running cluster(s); RSS total $(mib $((tot_api + tot_cm))) MiB (kube-apiserver $(mib "$tot_api"), kube-controller-manager $(mib "$tot_cm")), per cluster $(mib $(((tot_api + tot_cm) / running))) MiB"
   else
     echo "running: none (make fleet-up FLEET=N)"
+    rc=1
   fi
   echo "kubeconfig: $FLEET_KUBECONFIG; etcd: the main cluster's ($ETCD_URL), prefixes $FLEET_ETCD_PREFIX<i>; logs: $FLEET_LOGS"
   return $rc
