@@ -45,9 +45,18 @@ from ansible_collections.shmfix.k8s.plugins.module_utils.units import human
 
 
 def assess(
-    pod_spec, *, parse, node_allocatable_bytes=None, target_bytes=None, pod_metadata=None, object_metadata=None, node_mode=None, node_capacity_bytes=None
+    pod_spec,
+    *,
+    parse,
+    node_allocatable_bytes=None,
+    target_bytes=None,
+    pod_metadata=None,
+    object_metadata=None,
+    node_mode=None,
+    node_capacity_bytes=None,
+    with_findings=True,
 ):
-    """Describe /dev/shm for every container of a pod spec (see the module docstring)."""
+    """Describe /dev/shm for every container of a pod spec (see the module docstring); ``with_findings=False``: sizes only."""
     if node_mode not in (None, ps.NODE_SIZED, ps.NODE_EVICTION):
         raise ValueError(f"node_mode: {node_mode!r} must be 'sized', 'eviction' or None")
     spec = pod_spec or {}
@@ -79,7 +88,7 @@ def assess(
     result.update(_pod_effective(containers, notes, host_ipc))
     memory_volume = result["volume"] and any(c["state"] in ps.MEMORY_STATES for c in containers)
     result["eviction_bytes"] = result["size_limit_bytes"] if (mode == ps.NODE_EVICTION and memory_volume) else None
-    result["findings"] = findings(result, target_bytes, node_allocatable_bytes)
+    result["findings"] = findings(result, target_bytes, node_allocatable_bytes) if with_findings else []
     return result
 
 

@@ -24,6 +24,7 @@ from ansible_collections.shmfix.k8s.plugins.module_utils import kinds
 from ansible_collections.shmfix.k8s.plugins.module_utils.client import kind_path, resource_path
 from ansible_collections.shmfix.k8s.plugins.module_utils.cluster import node_proxy_path
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
+from ansible_collections.shmfix.k8s.plugins.module_utils.options import at_least_one
 from ansible_collections.shmfix.k8s.plugins.module_utils.pod_exec import ExecRefused, exec_in_pod
 from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import SHM_PATH, shm_mount, volume_index
 
@@ -280,9 +281,7 @@ def run_df(kube, namespace=None, label_selector=None, owner=None, pods=None, con
 
 def run_df_facts(kube, params):
     """shm_df_facts: the module result."""
-    for opt, low in (("parallelism", 1), ("timeout", 1)):
-        if params.get(opt) is not None and params[opt] < low:
-            raise ShmfixError("%s must be at least %d, got %d" % (opt, low, params[opt]))
+    at_least_one(params, "parallelism", "timeout")
     start = kube.calls
     try:
         entries = run_df(

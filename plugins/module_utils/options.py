@@ -1,7 +1,7 @@
 # Copyright (c) shmfix.k8s developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The one validator of the size policy options, called once at the edge (a module's run, a filter).
+"""The validators of module options, called once at the edge (a module's run, a filter).
 
 ``size_options(params)`` checks what shm_patch, the remediate role and the admission policy take
 (``size_limit``, ``size_ratio``, ``min_size``, ``max_size``, ``existing``, ``volume_name``) and
@@ -51,3 +51,10 @@ def volume_name(name, what="volume_name"):
     if not isinstance(name, str) or len(name) > 63 or not _DNS1123_LABEL.match(name):
         raise ShmfixError(f"{what}: {name!r} is not a valid volume name (lower-case letters, digits and '-', at most 63, e.g. dshm)")
     return name
+
+
+def at_least_one(params, *keys):
+    """ShmfixError naming the first of ``keys`` (counts: parallelism, timeouts) that is set below 1."""
+    for key in keys:
+        if params.get(key) is not None and params[key] < 1:
+            raise ShmfixError("%s must be at least 1, got %r" % (key, params[key]))

@@ -15,6 +15,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.shmfix.k8s.plugins.module_utils import plan as planner
 from ansible_collections.shmfix.k8s.plugins.module_utils import rollback
@@ -24,7 +26,7 @@ from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ConflictE
 from ansible_collections.shmfix.k8s.plugins.module_utils.gitops import gitops_snippet
 from ansible_collections.shmfix.k8s.plugins.module_utils.kinds import pointer
 from ansible_collections.shmfix.k8s.plugins.module_utils.nodes import node_context, read_nodes
-from ansible_collections.shmfix.k8s.plugins.module_utils.options import size_options
+from ansible_collections.shmfix.k8s.plugins.module_utils.options import at_least_one, size_options
 from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import CHANGED_ACTIONS
 from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import ANNOTATION_ORIGINAL, ANNOTATION_SIZE_LIMIT, ANNOTATION_SKIP, is_skipped
 from ansible_collections.shmfix.k8s.plugins.module_utils.quantity import parse_bytes
@@ -33,6 +35,8 @@ from ansible_collections.shmfix.k8s.plugins.module_utils.selection import resolv
 from ansible_collections.shmfix.k8s.plugins.module_utils.size_policy import desired_size
 
 CONFLICT_RETRIES = 3
+# Writes in flight at once: the API server, not the client, is what a write waits for.
+DEFAULT_PARALLELISM = 8
 
 # What the API server answers when a JSON-patch `test` op fails (no details): the object may have
 # changed under the plan's guards. Re-read: a new resourceVersion means it was a concurrent edit.
@@ -55,21 +59,36 @@ class Step(object):
 
 
 def annotation_ops(obj, key, value):
-    """JSON patch ops that set (value) or remove (None) one object annotation."""
+    """JSON patch ops that set (value) or remove (None) one object annotation, guarded by what was read.
+
+    The ``test`` op checks the annotation (or the whole map, when the object had none) still holds what was
+    read: a concurrent edit of it makes the write fail and the object is read again. (The API server's
+    JSON patch treats ``test`` with ``null`` on a missing member as true.)
+    """
     annotations = (obj.get("metadata") or {}).get("annotations")
-    if value is None:
-        if annotations and key in annotations:
-            return [{"op": "remove", "path": "/metadata/annotations" + pointer([key])}]
-        return []
+    path = "/metadata/annotations" + pointer([key])
     if annotations is None:
-        return [{"op": "add", "path": "/metadata/annotations", "value": {key: value}}]
-    return [{"op": "add", "path": "/metadata/annotations" + pointer([key]), "value": value}]
+        if value is None:
+            return []
+        return [{"op": "test", "path": "/metadata/annotations", "value": None}, {"op": "add", "path": "/metadata/annotations", "value": {key: value}}]
+    guard = {"op": "test", "path": path, "value": annotations.get(key)}
+    if value is None:
+        return [guard, {"op": "remove", "path": path}] if key in annotations else []
+    return [guard, {"op": "add", "path": path, "value": value}]
 
 
 def precondition(obj):
-    """Set metadata.resourceVersion to the one read: the API server refuses a stale write with 409 Conflict."""
-    rv = (obj.get("metadata") or {}).get("resourceVersion")
-    return [{"op": "replace", "path": "/metadata/resourceVersion", "value": rv}] if rv else []
+    """The guard that the object did not change where the patch writes, since it was read.
+
+    ``metadata.generation`` moves with every change of the spec, and only then: a status write by a
+    controller (every rollout makes several) is not a conflict, a concurrent edit of the pod template is.
+    The annotations the patch writes carry their own guards (annotation_ops). An object without a
+    generation falls back to its resourceVersion (the API server refuses a stale one with 409 Conflict).
+    """
+    meta = obj.get("metadata") or {}
+    if meta.get("generation") is not None:
+        return [{"op": "test", "path": "/metadata/generation", "value": meta["generation"]}]
+    return [{"op": "replace", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}] if meta.get("resourceVersion") else []
 
 
 def build_ops(spec, obj, plan, state):
@@ -171,7 +190,7 @@ def plan_object(spec, obj, nodes, request):
     plan, new_spec = planned
     record["reason"] = plan.get("reason") or ""
     alloc, cap, mode = node_context(nodes, new_spec)
-    after = assess(new_spec, parse=parse_bytes, node_allocatable_bytes=alloc, pod_metadata=pod_template(spec, obj)[0], node_mode=mode, node_capacity_bytes=cap)
+    after = assess(new_spec, parse=parse_bytes, node_allocatable_bytes=alloc, node_mode=mode, node_capacity_bytes=cap, with_findings=False)
     record["after"] = _sizes(after)
     done, would = ("patched", "would_patch") if present else ("restored", "would_restore")
     return record, Step(plan, pod_spec, new_spec, build_ops(spec, obj, plan, request["state"]), done, would)
@@ -256,15 +275,14 @@ def _diff_entry(record, before_spec, after_spec):
     return {"before_header": header, "after_header": header, "before": d.get("before"), "after": d.get("after")}
 
 
-def patch_object(kube, spec, obj, nodes, request, check_mode=False, want_diff=False):
-    """Plan and (dry-)write one object: (record, diff entry or None). Fatal API errors propagate as ShmfixError."""
+def patch_object(kube, spec, obj, nodes, request, check_mode=False, want_diff=False, planned=None):
+    """Plan (unless ``planned`` is plan_object's result) and (dry-)write one object: (record, diff entry or None).
+
+    A refused write re-reads the object and plans again (after_refusal); fatal API errors propagate as ShmfixError.
+    """
+    record, step = planned or plan_object(spec, obj, nodes, request)
     attempt = 0
-    while True:
-        record, step = plan_object(spec, obj, nodes, request)
-        if attempt:
-            record["conflict_retries"] = attempt
-        if step is None:
-            return record, None
+    while step is not None:
         try:
             written = write_patch(kube, spec, obj, step.ops, dry_run=check_mode)
         except ShmfixError as err:
@@ -272,11 +290,50 @@ def patch_object(kube, spec, obj, nodes, request, check_mode=False, want_diff=Fa
             if obj is None:
                 return record, None
             attempt += 1
+            record, step = plan_object(spec, obj, nodes, request)
+            record["conflict_retries"] = attempt
             continue
         record["action"] = step.would if check_mode else step.done
         if not check_mode and written.get("metadata", {}).get("resourceVersion"):
             record["resource_version"] = written["metadata"]["resourceVersion"]
         return record, (_diff_entry(record, step.pod_spec, step.new_spec) if want_diff else None)
+    return record, None
+
+
+def write_all(kube, planned, nodes, request, check_mode=False, want_diff=False, parallelism=DEFAULT_PARALLELISM):
+    """[(record, diff)] in the order of ``planned`` ([(spec, obj, plan_object result)]), the writes ``parallelism`` at a time.
+
+    On a fatal error the writes not yet started are cancelled and the error carries the records that finished.
+    """
+    outcomes = [None if step is not None else (record, None) for _spec, _obj, (record, step) in planned]
+    writes = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    if not writes:
+        return outcomes
+    error = None
+    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(writes)))) as pool:
+        futures = {
+            i: pool.submit(patch_object, kube, spec, obj, nodes, request, check_mode, want_diff, first) for i, (spec, obj, first) in _at(planned, writes)
+        }
+        for i in writes:
+            try:
+                outcomes[i] = futures[i].result()
+            except ShmfixError as err:
+                error = err
+                for future in futures.values():
+                    future.cancel()
+                break
+    if error is not None:  # the writes already running have finished: report every record that did
+        finished = [o or futures[i].result() for i, o in enumerate(outcomes) if o or _succeeded(futures.get(i))]
+        raise error.with_result(results=[record for record, _diff in finished])
+    return outcomes
+
+
+def _at(items, indexes):
+    return [(i, items[i]) for i in indexes]
+
+
+def _succeeded(future):
+    return future is not None and future.done() and not future.cancelled() and future.exception() is None
 
 
 # --------------------------------------------------------------------------- the run
@@ -294,6 +351,7 @@ def patch_request(params):
     """The validated request: state, size options (options.size_options), managed. ShmfixError before any request."""
     if not planner.HAS_JSONPATCH:
         raise ShmfixError(missing_required_lib("jsonpatch"), result={"exception": planner.JSONPATCH_IMPORT_ERROR})
+    at_least_one(params, "parallelism")
     return {"state": params.get("state") or "present", "options": size_options(params), "managed": params.get("managed") or "warn"}
 
 
@@ -304,21 +362,23 @@ def _failure_message(records):
 
 
 def run_patch(kube, params, check_mode=False, want_diff=False):
-    """shm_patch: the module result. ShmfixError before any write on bad input; any failed record fails it (result kept)."""
+    """shm_patch: the module result. ShmfixError before any write on bad input; any failed record fails it (result kept).
+
+    Every object is planned first (no request), then only the objects that change are written, ``parallelism``
+    writes at a time: a run with nothing to change makes only its list calls.
+    """
     start = kube.calls
     request = patch_request(params)
-    records, diffs = [], []
     try:
         specs = resolve_kinds(kube, params.get("kinds"), params.get("extra_kinds"))
         selected = select_workloads(kube, params, specs)
         nodes = read_nodes(kube)
-        for spec, obj in selected:
-            record, diff = patch_object(kube, spec, obj, nodes, request, check_mode, want_diff)
-            records.append(record)
-            if diff:
-                diffs.append(diff)
+        planned = [(spec, obj, plan_object(spec, obj, nodes, request)) for spec, obj in selected]
+        outcomes = write_all(kube, planned, nodes, request, check_mode, want_diff, params.get("parallelism") or DEFAULT_PARALLELISM)
     except ShmfixError as err:
+        records = err.result.get("results") or []
         raise err.with_result(results=records, changed=any(r["action"] in CHANGED_ACTIONS for r in records), api_calls=kube.calls - start)
+    records = [record for record, _diff in outcomes]
     result = {
         "changed": any(r["action"] in CHANGED_ACTIONS for r in records),
         "results": records,
@@ -326,7 +386,7 @@ def run_patch(kube, params, check_mode=False, want_diff=False):
         "api_calls": kube.calls - start,
     }
     if want_diff:
-        result["diff"] = diffs
+        result["diff"] = [diff for _record, diff in outcomes if diff]
     message = _failure_message(records)
     if message:
         raise ShmfixError(message, result=result)

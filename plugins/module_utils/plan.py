@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import re
 import traceback
 
 from ansible_collections.shmfix.k8s.plugins.module_utils.kinds import pointer
@@ -50,10 +51,31 @@ except ImportError:  # pragma: no cover - exercised only without jsonpatch
     JSONPATCH_IMPORT_ERROR = traceback.format_exc()
 
 
+# The paths plans and rollbacks write: list entries of volumes, and a container's name or volumeMounts entries.
+_SHALLOW_PATHS = re.compile(r"^/(volumes(/(\d+|-))?|containers/\d+/(name|volumeMounts(/(\d+|-))?))$")
+
+
+def _writable_copy(pod_spec, ops):
+    """A copy of ``pod_spec`` that ``ops`` may change in place and leave ``pod_spec`` as it was.
+
+    When every op writes a path of _SHALLOW_PATHS only the lists and containers those paths reach are
+    copied (the rest is shared, read-only); anything else gets a deep copy. A plan is applied once for
+    each of thousands of workloads: a deep copy of each pod spec was most of the planning time.
+    """
+    if not all(_SHALLOW_PATHS.match(op.get("path", "")) for op in ops):
+        return copy.deepcopy(pod_spec)
+    doc = dict(pod_spec)
+    if isinstance(doc.get("volumes"), list):
+        doc["volumes"] = list(doc["volumes"])
+    if isinstance(doc.get("containers"), list):
+        doc["containers"] = [dict(c, volumeMounts=list(c["volumeMounts"])) if isinstance(c.get("volumeMounts"), list) else dict(c) for c in doc["containers"]]
+    return doc
+
+
 def apply_ops(pod_spec, ops):
-    """``pod_spec`` after the RFC 6902 ``ops`` (a deep copy); ValueError when an op does not apply."""
+    """``pod_spec`` after the RFC 6902 ``ops`` (a copy: the input is never modified); ValueError when an op does not apply."""
     try:
-        return jsonpatch.apply_patch(pod_spec, ops)
+        return jsonpatch.apply_patch(_writable_copy(pod_spec, ops), ops, in_place=True)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
         raise ValueError(f"the JSON patch does not apply to this pod spec ({exc}); re-read the object and plan again")
 
@@ -108,7 +130,7 @@ def _view(pod_spec, volume_name):
 def plan_result(pod_spec, action, reason, volume_name, size_bytes, ops=None, original=None):
     """A plan: {action, reason, volume_name, size_bytes, size_limit, patch, before, after, original, changed}."""
     ops = ops or []
-    after_spec = apply_ops(pod_spec, ops) if ops else pod_spec
+    before = _view(pod_spec, volume_name)
     return {
         "action": action,
         "reason": reason,
@@ -116,8 +138,8 @@ def plan_result(pod_spec, action, reason, volume_name, size_bytes, ops=None, ori
         "size_bytes": size_bytes,
         "size_limit": format_bytes(size_bytes) if size_bytes else None,
         "patch": ops,
-        "before": _view(pod_spec, volume_name),
-        "after": _view(after_spec, volume_name),
+        "before": before,
+        "after": _view(apply_ops(pod_spec, ops), volume_name) if ops else copy.deepcopy(before),
         "original": original,
         "changed": bool(ops),
     }

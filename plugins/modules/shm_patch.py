@@ -17,11 +17,14 @@ description:
   - With O(state=absent), restores exactly what the annotation C(shmfix.io/original) recorded when the workload was
     patched; the pod template is then equal to the one before the first patch.
   - One call handles every selected workload of a cluster. Each kind is listed once (once per namespace when
-    O(namespaces) is set), nodes are listed once, and only workloads that change are written.
+    O(namespaces) is set), nodes are listed once, and only workloads that change are written, O(parallelism) at a time.
+    A run with nothing to change makes only its list calls.
   - Writes are minimal JSON patches (only the shm volume, the C(/dev/shm) mounts and the annotation) with field
-    manager C(shmfix). They carry the C(metadata.resourceVersion) that was read, so the API server refuses a stale
-    write (409 Conflict). When the object changed in between, it is read again and re-planned, at most 3 times;
-    a concurrent edit is never lost.
+    manager C(shmfix). They are guarded by what was read - C(metadata.generation), which moves with every change of
+    the spec (or C(metadata.resourceVersion) for an object without one), the list entries they touch, and the
+    annotation they write - so the API server refuses a write onto a concurrent edit of those parts. A status
+    update by a controller is not a conflict. When the object changed in between, it is read again and re-planned,
+    at most 3 times; a concurrent edit is never lost.
   - In check mode the same patches are sent with C(dryRun=All), so admission and validation still run, and the
     result says C(would_patch) / C(would_restore).
   - Jobs and bare Pods are immutable; they are reported (action C(immutable)), never patched.
@@ -85,6 +88,12 @@ options:
       - Name of the volume to add.
     type: str
     default: dshm
+  parallelism:
+    description:
+      - How many writes are in flight at once. Every object is planned first; only the ones that change are written.
+      - Each write keeps its C(resourceVersion) precondition and its re-read and re-plan on a conflict.
+    type: int
+    default: 8
 attributes:
   check_mode:
     support: full
@@ -180,7 +189,7 @@ from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import (
 )
 from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
-from ansible_collections.shmfix.k8s.plugins.module_utils.patching import run_patch
+from ansible_collections.shmfix.k8s.plugins.module_utils.patching import DEFAULT_PARALLELISM, run_patch
 
 argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
 argument_spec.update(copy.deepcopy(SELECTION_ARG_SPEC))
@@ -188,6 +197,7 @@ argument_spec.update(copy.deepcopy(SIZE_POLICY_ARG_SPEC))
 argument_spec.update(
     state=dict(type="str", choices=["present", "absent"], default="present"),
     managed=dict(type="str", choices=["warn", "skip", "patch"], default="warn"),
+    parallelism=dict(type="int", default=DEFAULT_PARALLELISM),
 )
 
 

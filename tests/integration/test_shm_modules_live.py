@@ -128,12 +128,13 @@ def test_conflict_retries_are_bounded(kube, kubectl, namespace, monkeypatch):
 
     def reread_then_edit(kube_, spec_, obj_):
         fresh = real_reread(kube_, spec_, obj_)
-        # the object moves on again before every retry
-        kubectl("annotate", "-n", namespace, "deployment/busy", f"tick={time.monotonic_ns()}", "--overwrite")
+        # the pod template moves on again before every retry (an annotation alone would be no
+        # conflict: the patch only adds its own annotation, guarded by its value)
+        kubectl("set", "env", "-n", namespace, "deployment/busy", f"TICK={time.monotonic_ns()}")
         return fresh
 
     monkeypatch.setattr(patching, "reread", reread_then_edit)
-    kubectl("annotate", "-n", namespace, "deployment/busy", "tick=0")
+    kubectl("set", "env", "-n", namespace, "deployment/busy", "TICK=0")
     record, _ = patching.patch_object(kube, spec, obj, node_info, request)
     assert record["action"] == "failed"
     assert record["reason"] == f"still conflicting after {patching.CONFLICT_RETRIES} re-reads"

@@ -23,14 +23,30 @@ def _request(state="present", **params):
     return {"state": state, "options": size_options(params), "managed": params.get("managed", "warn")}
 
 
-def test_patch_is_guarded_by_resource_version_and_records_the_original():
+def test_patch_is_guarded_and_records_the_original():
     obj = _deployment()
     plan = planner.plan(obj["spec"]["template"]["spec"], parse=lambda v, w=None, allow_zero=False: 268435456, size_bytes=268435456)
     ops = patching.build_ops(kinds.builtin("Deployment"), obj, plan, "present")
+    # without a generation the resourceVersion is the precondition
     assert ops[0] == {"op": "replace", "path": "/metadata/resourceVersion", "value": "41"}
     assert all(op["path"].startswith("/spec/template/spec/") or op["path"].startswith("/metadata/") for op in ops)
+    # the object had no annotations: the whole map is added, guarded by its absence
+    assert ops[-2:-1] == [{"op": "test", "path": "/metadata/annotations", "value": None}]
     assert ops[-1]["path"] == "/metadata/annotations"
     assert rollback.decode_original(ops[-1]["value"][podspec.ANNOTATION_ORIGINAL])["volume"]["name"] == "dshm"
+
+
+def test_generation_is_the_precondition_when_the_object_has_one():
+    # a controller's status write bumps the resourceVersion, not the generation: it is no conflict
+    obj = _deployment({"team": "payments"})
+    obj["metadata"]["generation"] = 7
+    plan = planner.plan(obj["spec"]["template"]["spec"], parse=lambda v, w=None, allow_zero=False: 268435456, size_bytes=268435456)
+    ops = patching.build_ops(kinds.builtin("Deployment"), obj, plan, "present")
+    assert ops[0] == {"op": "test", "path": "/metadata/generation", "value": 7}
+    assert not [op for op in ops if op["path"] == "/metadata/resourceVersion"]
+    # the map exists: only our key is added, guarded by its value when read (absent: null)
+    assert ops[-2] == {"op": "test", "path": "/metadata/annotations/shmfix.io~1original", "value": None}
+    assert ops[-1]["op"] == "add" and ops[-1]["path"] == "/metadata/annotations/shmfix.io~1original"
 
 
 def test_rollback_removes_the_annotation_only():
@@ -38,6 +54,7 @@ def test_rollback_removes_the_annotation_only():
     ops = patching.build_ops(kinds.builtin("Deployment"), obj, {"patch": []}, "absent")
     assert ops == [
         {"op": "replace", "path": "/metadata/resourceVersion", "value": "41"},
+        {"op": "test", "path": "/metadata/annotations/shmfix.io~1original", "value": "{}"},
         {"op": "remove", "path": "/metadata/annotations/shmfix.io~1original"},
     ]
 
