@@ -13,7 +13,7 @@ class ModuleDocFragment(object):
 options: {}
 """
 
-    # Read-only modules: shmfix.k8s.cluster_info, shmfix.k8s.shm_info, shmfix.k8s.shm_df_facts.
+    # Read-only modules: shmfix.k8s.cluster_info, shmfix.k8s.shm_info, shmfix.k8s.shm_df_info.
     READ_ONLY = r"""
 attributes:
   check_mode:

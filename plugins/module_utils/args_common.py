@@ -15,18 +15,32 @@ from ansible.module_utils.basic import env_fallback
 from ansible_collections.shmfix.k8s.plugins.module_utils.kinds import DEFAULT_KINDS
 from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import DEFAULT_VOLUME_NAME, EXISTING_MODES
 
-# Connection options: kubernetes.core's names and K8S_AUTH_* environment fallbacks.
+# Connection options: kubernetes.core's names, types and K8S_AUTH_* environment fallbacks, so a play's
+# module_defaults written for kubernetes.core work for shmfix's modules too.
+AUTH_PROXY_HEADERS_SPEC = dict(
+    proxy_basic_auth=dict(type="str", no_log=True),
+    basic_auth=dict(type="str", no_log=True),
+    user_agent=dict(type="str"),
+)
 AUTH_ARG_SPEC = dict(
-    kubeconfig=dict(type="path", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
+    kubeconfig=dict(type="raw", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
     context=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_CONTEXT"])),
     host=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_HOST"])),
     api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["K8S_AUTH_API_KEY"])),
+    username=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_USERNAME"])),
+    password=dict(type="str", no_log=True, fallback=(env_fallback, ["K8S_AUTH_PASSWORD"])),
     validate_certs=dict(type="bool", aliases=["verify_ssl"], fallback=(env_fallback, ["K8S_AUTH_VERIFY_SSL"])),
     ca_cert=dict(type="path", aliases=["ssl_ca_cert"], fallback=(env_fallback, ["K8S_AUTH_SSL_CA_CERT"])),
     client_cert=dict(type="path", aliases=["cert_file"], fallback=(env_fallback, ["K8S_AUTH_CERT_FILE"])),
     client_key=dict(type="path", aliases=["key_file"], no_log=False, fallback=(env_fallback, ["K8S_AUTH_KEY_FILE"])),
     proxy=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_PROXY"])),
+    no_proxy=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_NO_PROXY"])),
+    proxy_headers=dict(type="dict", options=AUTH_PROXY_HEADERS_SPEC),
+    persist_config=dict(type="bool", fallback=(env_fallback, ["K8S_AUTH_PERSIST_CONFIG"])),
+    impersonate_user=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_IMPERSONATE_USER"])),
+    impersonate_groups=dict(type="list", elements="str", fallback=(env_fallback, ["K8S_AUTH_IMPERSONATE_GROUPS"])),
 )
+AUTH_REQUIRED_TOGETHER = [("username", "password")]
 
 DEFAULT_EXCLUDE_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"]
 

@@ -20,7 +20,7 @@ import time
 from ansible_collections.shmfix.k8s.plugins.module_utils import canary as c
 from ansible_collections.shmfix.k8s.plugins.module_utils import df as df_utils
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
-from ansible_collections.shmfix.k8s.plugins.module_utils.options import volume_name
+from ansible_collections.shmfix.k8s.plugins.module_utils.options import at_least_one, volume_name
 from ansible_collections.shmfix.k8s.plugins.module_utils.pod_exec import HAS_STREAM, exec_in_pod
 from ansible_collections.shmfix.k8s.plugins.module_utils.quantity import parse_bytes
 from ansible_collections.shmfix.k8s.plugins.module_utils.units import MI
@@ -246,7 +246,7 @@ class CanaryRunner(object):
 
     def wait_for_evictions(self, waiting, opts):
         """Poll the canaries whose write went through until the kubelet evicts them or the timeout passes."""
-        deadline = self.clock() + opts["timeout"]
+        deadline = self.clock() + opts["wait_timeout"]
         while waiting:
             waiting = [r for r in waiting if not self._eviction_seen(r, opts)]
             if waiting and self.clock() >= deadline:
@@ -254,7 +254,7 @@ class CanaryRunner(object):
                     result.update(
                         outcome=c.OUTCOME_NOT_ENFORCED,
                         reason="wrote %d bytes past a sizeLimit of %s: no ENOSPC and no eviction within %ds"
-                        % (result["write_bytes"], opts["size_limit"], opts["timeout"]),
+                        % (result["write_bytes"], opts["size_limit"], opts["wait_timeout"]),
                         elapsed_seconds=self._elapsed(),
                     )
                 break
@@ -309,6 +309,7 @@ RESULT_KEYS = [
 def canary_options(params):
     """The validated options of the canary module (sizes parsed, probes checked); ShmfixError naming the bad one."""
     opts = dict(params)
+    at_least_one(params, "wait_sleep", "wait_timeout", "start_timeout")
     try:
         for key in ("size_limit", "overfill", "memory_limit"):
             opts[key + "_bytes"] = parse_bytes(params[key], key)
@@ -336,7 +337,7 @@ def _check_mode_result(params):
 def run_canary(kube, params, check_mode=False):
     """canary: run the probes (state=present) or delete the canary namespace (state=absent)."""
     opts = canary_options(params)
-    runner = CanaryRunner(kube, params["namespace"])
+    runner = CanaryRunner(kube, params["namespace"], poll_interval=params["wait_sleep"])
     result = dict(changed=False, namespace=params["namespace"])
     try:
         if params["state"] == "absent":

@@ -20,6 +20,7 @@ import threading
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_PROXY_HEADERS_SPEC
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ConflictError, ShmfixError
 from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import FIELD_MANAGER
 
@@ -66,32 +67,51 @@ def _load_incluster(conf):
         raise ShmfixError("in-cluster configuration could not be loaded: %s" % exc)
 
 
-def _load_kubeconfig(conf, path, context):
+def _check_context(contexts, current, context, where):
+    names = [c.get("name") for c in contexts or []]
+    if context and context not in names:
+        raise ShmfixError("context %r not found in %s; available contexts: %s" % (context, where, ", ".join(names) or "none"))
+    if not context and not current:
+        raise ShmfixError("%s has no current-context; set the context option (available: %s)" % (where, ", ".join(names) or "none"))
+
+
+def _load_kubeconfig(conf, path, context, persist):
     """Load ``path`` (a kubeconfig, or several joined by os.pathsep) with ``context`` into ``conf``."""
     try:
         contexts, current = kube_config.list_kube_config_contexts(config_file=path)
     except Exception as exc:  # noqa: BLE001 - YAML, I/O and ConfigException errors alike: name the file
         raise ShmfixError("kubeconfig %r cannot be parsed: %s" % (path, exc))
-    names = [c.get("name") for c in contexts or []]
-    if context and context not in names:
-        raise ShmfixError("context %r not found in kubeconfig %r; available contexts: %s" % (context, path, ", ".join(names) or "none"))
-    if not context and not current:
-        raise ShmfixError("kubeconfig %r has no current-context; set the context option (available: %s)" % (path, ", ".join(names) or "none"))
+    _check_context(contexts, current, context, "kubeconfig %r" % path)
     try:
-        kube_config.load_kube_config(config_file=path, context=context, client_configuration=conf, persist_config=False)
+        kube_config.load_kube_config(config_file=path, context=context, client_configuration=conf, persist_config=bool(persist))
     except Exception as exc:  # noqa: BLE001 - auth plugins and exec providers raise anything
         raise ShmfixError("kubeconfig %r (context %r) cannot be loaded: %s" % (path, context or current.get("name"), exc))
 
 
+def _load_kubeconfig_dict(conf, config, context):
+    """Load a kubeconfig given as data (a dict: a vault-held kubeconfig, kubernetes.core's ``kubeconfig`` as a dict)."""
+    names = {c.get("name"): c for c in config.get("contexts") or [] if isinstance(c, dict)}
+    current = names.get(config.get("current-context"))
+    _check_context(list(names.values()), current, context, "the kubeconfig given as a dict")
+    try:
+        kube_config.load_kube_config_from_dict(config_dict=config, context=context, client_configuration=conf, persist_config=False)
+    except Exception as exc:  # noqa: BLE001 - auth plugins and exec providers raise anything
+        raise ShmfixError("the kubeconfig given as a dict (context %r) cannot be loaded: %s" % (context or config.get("current-context"), exc))
+
+
 def _load_config_source(conf, params):
-    """Load the kubeconfig (option, $KUBECONFIG, ~/.kube/config) or the in-cluster config, unless only host is given."""
+    """Load the kubeconfig (option: a path or a dict, $KUBECONFIG, ~/.kube/config) or the in-cluster config, unless only host is given."""
     host, kubeconfig = params.get("host"), params.get("kubeconfig")
+    if isinstance(kubeconfig, dict):
+        return _load_kubeconfig_dict(conf, kubeconfig, params.get("context"))
+    if kubeconfig is not None and not isinstance(kubeconfig, str):
+        raise ShmfixError("kubeconfig must be a path or a dict (a kubeconfig's content), got %s" % type(kubeconfig).__name__)
     if host and not kubeconfig:
         return
     path = _kubeconfig_path(kubeconfig)
     missing = [p for p in path.split(os.pathsep) if p and (not os.path.isfile(p) or not os.access(p, os.R_OK))]
     if not missing:
-        _load_kubeconfig(conf, path, params.get("context"))
+        _load_kubeconfig(conf, path, params.get("context"), params.get("persist_config"))
         return
     if host:
         raise ShmfixError("kubeconfig %r cannot be read (missing or no permission)" % ", ".join(missing))
@@ -103,13 +123,34 @@ def _load_config_source(conf, params):
     )
 
 
+def _proxy_headers(params):
+    """urllib3 proxy headers from the proxy_headers option or, as kubernetes.core does, K8S_AUTH_PROXY_HEADERS_* variables."""
+    given = params.get("proxy_headers")
+    if given is None:
+        given = {
+            key: os.environ["K8S_AUTH_PROXY_HEADERS_" + key.upper()]
+            for key in AUTH_PROXY_HEADERS_SPEC
+            if os.environ.get("K8S_AUTH_PROXY_HEADERS_" + key.upper())
+        }
+    given = {k: v for k, v in (given or {}).items() if v}
+    return urllib3.util.make_headers(**given) if given and HAS_URLLIB3 else None
+
+
 def _apply_explicit_options(conf, params):
     """Explicit options override what the kubeconfig said."""
     for opt, attr in (("host", "host"), ("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("client_key", "key_file"), ("proxy", "proxy")):
         if params.get(opt):
             setattr(conf, attr, params[opt])
+    if params.get("no_proxy"):
+        conf.no_proxy = params["no_proxy"]
+    headers = _proxy_headers(params)
+    if headers:
+        conf.proxy_headers = headers
     if params.get("api_key"):
         conf.api_key = {"BearerToken": "Bearer %s" % params["api_key"]}
+        conf.refresh_api_key_hook = None
+    elif params.get("username") and params.get("password") and HAS_URLLIB3:
+        conf.api_key = {"BearerToken": urllib3.util.make_headers(basic_auth="%s:%s" % (params["username"], params["password"]))["authorization"]}
         conf.refresh_api_key_hook = None
     if params.get("validate_certs") is not None:
         conf.verify_ssl = params["validate_certs"]
@@ -133,6 +174,23 @@ def build_configuration(params):
     # Fail fast on an unreachable server: one retry, bounded connect/read time.
     conf.retries = 1
     return conf
+
+
+class _HeaderName(str):
+    """A header name that is never equal to another object, so a header can be sent several times
+    (Impersonate-Group once per group) through a dict, as kubernetes.core's unique_string does."""
+
+    def __hash__(self):
+        return id(self)
+
+    def __eq__(self, other):
+        return self is other
+
+
+def impersonation_headers(params):
+    """[(name, value)] of the Impersonate-User / Impersonate-Group headers the options ask for."""
+    headers = [("Impersonate-User", params["impersonate_user"])] if params.get("impersonate_user") else []
+    return headers + [("Impersonate-Group", group) for group in params.get("impersonate_groups") or []]
 
 
 # --------------------------------------------------------------------------- paths
@@ -255,6 +313,7 @@ class Kube:
         if not HAS_K8S:
             raise ShmfixError(missing_required_lib("kubernetes"), result={"exception": K8S_IMP_ERR})
         self.configuration = configuration or build_configuration(params or {})
+        self.headers = impersonation_headers(params or {})
         self.timeout = timeout
         self.calls = 0
         self._lock = threading.Lock()
@@ -268,6 +327,8 @@ class Kube:
         """A fresh ApiClient on the same configuration whose every request is counted (one per thread for kubernetes.stream)."""
         client = ApiClient(configuration=self.configuration)
         client.user_agent = USER_AGENT
+        for name, value in self.headers:
+            client.default_headers[_HeaderName(name)] = value
         call_api = client.call_api
 
         def counted_call_api(*args, **kwargs):

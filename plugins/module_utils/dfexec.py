@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: shmfix.k8s contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""shm_df_facts: the size of /dev/shm seen from inside running pods.
+"""shm_df_info: the size of /dev/shm seen from inside running pods.
 
 `df -Pk /dev/shm` is exec'ed in each container (kubernetes.stream, one ApiClient per
 exec because stream() swaps the client's transport while it runs) with bounded
@@ -279,8 +279,8 @@ def run_df(kube, namespace=None, label_selector=None, owner=None, pods=None, con
         return list(pool.map(lambda job: measure(kube, job[0], job[1], timeout, summaries), jobs))
 
 
-def run_df_facts(kube, params):
-    """shm_df_facts: the module result."""
+def run_df_info(kube, params):
+    """shm_df_info: the module result."""
     at_least_one(params, "parallelism", "timeout")
     start = kube.calls
     try:
@@ -296,4 +296,4 @@ def run_df_facts(kube, params):
         )
     except ShmfixError as err:
         raise err.with_result(api_calls=kube.calls - start)
-    return {"changed": False, "ansible_facts": {"shm_df": entries}}
+    return {"changed": False, "shm_df": entries, "api_calls": kube.calls - start}

@@ -4,7 +4,7 @@
 """Run a command in a container through the exec websocket (kubernetes.stream): df and the canaries.
 
 kubernetes.stream and CoreV1Api are imported on the first exec only: importing CoreV1Api costs
-~0.4 s, which every module run paid before, although only shm_df_facts and canary exec
+~0.4 s, which every module run paid before, although only shm_df_info and canary exec
 (measured by bench/, see its README).
 """
 

@@ -20,6 +20,7 @@ import time
 from ansible_collections.shmfix.k8s.plugins.module_utils import kinds, outcomes
 from ansible_collections.shmfix.k8s.plugins.module_utils.client import kind_path, resource_path
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
+from ansible_collections.shmfix.k8s.plugins.module_utils.options import at_least_one
 from ansible_collections.shmfix.k8s.plugins.module_utils.pod_status import pod_problem
 
 COMPLETE = outcomes.ROLLOUT_COMPLETE
@@ -255,7 +256,8 @@ def run_rollout_status(kube, params):
     unknown = sorted({w["kind"] for w in params["workloads"]} - set(kinds.BUILTIN))
     if unknown:
         raise ShmfixError("workloads: unknown kind(s) %s (known: %s)" % (", ".join(unknown), ", ".join(kinds.DEFAULT_KINDS)))
-    waiter = RolloutWaiter(kube, poll_interval=params["poll_interval"], fail_fast=params["fail_fast"], fail_fast_after=params["fail_fast_after"])
-    results = waiter.wait(params["workloads"], timeout=params["timeout"])
+    at_least_one(params, "wait_sleep")
+    waiter = RolloutWaiter(kube, poll_interval=params["wait_sleep"], fail_fast=params["fail_fast"], fail_fast_after=params["fail_fast_after"])
+    results = waiter.wait(params["workloads"], timeout=params["wait_timeout"] if params["wait"] else 0)
     failed = len([r for r in results if r["status"] in (FAILED, TIMEOUT)])
     return {"changed": False, "results": results, "failures": failed, "api_calls": kube.calls}

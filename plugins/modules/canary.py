@@ -21,7 +21,7 @@ description:
   - Measures C(/dev/shm) with C(df) inside the canary, writes past the sizeLimit, and reports the outcome per probe.
     C(sized) when df shows the sizeLimit and the write fails with ENOSPC; C(evicted) when the kubelet evicts the pod with
     C(Usage of EmptyDir volume "dshm" exceeds the limit "<limit>".); C(not_enforced) when neither happens within
-    O(timeout); C(unexpected) or C(error) otherwise.
+    O(wait_timeout); C(unexpected) or C(error) otherwise.
   - With O(state=absent) deletes the canary namespace (only a namespace labelled C(shmfix.io/canary=true)).
   - The probes run concurrently; an eviction typically takes 30 to 120 seconds (the eviction manager runs every
     10 seconds on volume statistics refreshed up to every minute).
@@ -122,18 +122,22 @@ options:
     description: Seconds to wait for the canaries to run.
     type: int
     default: 120
-  timeout:
-    description: Seconds to wait for an eviction after the write went through.
-    type: int
-    default: 180
   wait:
     description: With O(state=absent), wait until the namespace is gone.
     type: bool
     default: true
   wait_timeout:
-    description: Seconds to wait for the namespace deletion.
+    description:
+      - With O(state=present), seconds to wait for an eviction after the write went through; with O(state=absent),
+        for the namespace to be gone. kubernetes.core's name; O(timeout) is the old one.
     type: int
-    default: 120
+    default: 180
+    aliases: [timeout]
+  wait_sleep:
+    description: Seconds between two looks at the canaries (kubernetes.core's name; O(poll_interval) is the old one).
+    type: int
+    default: 2
+    aliases: [poll_interval]
 notes:
   - The canary pods pass the C(restricted) Pod Security level (non-root user, RuntimeDefault seccomp profile, no
     privilege escalation, every capability dropped, read-only root filesystem).
@@ -207,7 +211,7 @@ api_calls:
 
 import copy
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.shmfix.k8s.plugins.module_utils.ansible_module import ShmfixModule
 from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.shmfix.k8s.plugins.module_utils.canary_runner import run_canary
 from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
@@ -240,14 +244,14 @@ argument_spec.update(
     volume_name=dict(type="str", default="dshm"),
     tolerations=dict(type="list", elements="dict", default=[]),
     start_timeout=dict(type="int", default=120),
-    timeout=dict(type="int", default=180),
     wait=dict(type="bool", default=True),
-    wait_timeout=dict(type="int", default=120),
+    wait_timeout=dict(type="int", default=180, aliases=["timeout"]),
+    wait_sleep=dict(type="int", default=2, aliases=["poll_interval"]),
 )
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, required_if=[("state", "present", ("image", "probes"))])
+    module = ShmfixModule(argument_spec=argument_spec, supports_check_mode=True, required_if=[("state", "present", ("image", "probes"))])
     try:
         result = run_canary(kube_from_params(module.params), module.params, check_mode=module.check_mode)
     except ShmfixError as err:

@@ -91,7 +91,7 @@ api_calls:
 
 import copy
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.shmfix.k8s.plugins.module_utils.ansible_module import ShmfixModule
 from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
 from ansible_collections.shmfix.k8s.plugins.module_utils.cluster import run_cluster_info
@@ -102,7 +102,7 @@ argument_spec.update(feature_gates=dict(type="bool", default=True))
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = ShmfixModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
         result = run_cluster_info(kube_from_params(module.params), module.params)
     except ShmfixError as err:

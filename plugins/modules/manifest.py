@@ -94,7 +94,7 @@ api_calls:
 
 import copy
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.shmfix.k8s.plugins.module_utils.ansible_module import ShmfixModule
 from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
@@ -113,7 +113,7 @@ argument_spec.update(
 
 
 def main():
-    module = AnsibleModule(
+    module = ShmfixModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
         required_one_of=[("definition", "src")],

@@ -19,7 +19,7 @@ description:
   - Waits, concurrently, until each Deployment, StatefulSet and DaemonSet has rolled out its current pod template,
     with the rules of C(kubectl rollout status), and returns the names of the live pods of the current revision.
   - A rollout fails when its Deployment exceeds its progress deadline, or (with O(fail_fast)) when a pod of the new
-    revision is stuck (CrashLoopBackOff, image pull errors, OOM-killed, unschedulable); it times out after O(timeout).
+    revision is stuck (CrashLoopBackOff, image pull errors, OOM-killed, unschedulable); it times out after O(wait_timeout).
   - Kinds without a rollout (ReplicaSet, ReplicationController, CronJob, Job, Pod) are reported C(not_applicable)
     with what that means for their pods. A paused Deployment or an C(OnDelete) update strategy is reported C(manual).
   - Read-only; never reports a change.
@@ -54,14 +54,21 @@ options:
         description: Name of the workload.
         type: str
         required: true
-  timeout:
-    description: Seconds to wait for all rollouts together.
+  wait:
+    description:
+      - Wait for the rollouts. V(false) looks at each workload once and reports its state (C(progressing) included).
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for all rollouts together (kubernetes.core's name; O(timeout) is the old one).
     type: int
     default: 300
-  poll_interval:
-    description: Seconds between two polls.
-    type: float
-    default: 2.0
+    aliases: [timeout]
+  wait_sleep:
+    description: Seconds between two polls (kubernetes.core's name; O(poll_interval) is the old one).
+    type: int
+    default: 2
+    aliases: [poll_interval]
   fail_fast:
     description: Fail a rollout as soon as a pod of the new revision is stuck, instead of waiting for the timeout.
     type: bool
@@ -114,7 +121,7 @@ api_calls:
 
 import copy
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.shmfix.k8s.plugins.module_utils.ansible_module import ShmfixModule
 from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
@@ -128,15 +135,16 @@ argument_spec.update(
         required=True,
         options=dict(kind=dict(type="str", required=True), namespace=dict(type="str", required=True), name=dict(type="str", required=True)),
     ),
-    timeout=dict(type="int", default=300),
-    poll_interval=dict(type="float", default=2.0),
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=300, aliases=["timeout"]),
+    wait_sleep=dict(type="int", default=2, aliases=["poll_interval"]),
     fail_fast=dict(type="bool", default=True),
     fail_fast_after=dict(type="int", default=20),
 )
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = ShmfixModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
         result = run_rollout_status(kube_from_params(module.params), module.params)
     except ShmfixError as err:

@@ -8,12 +8,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 DOCUMENTATION = r"""
-module: shm_df_facts
+module: shm_df_info
 short_description: Measure /dev/shm from inside running Kubernetes pods
 version_added: 0.1.0
 description:
   - Runs C(df -Pk /dev/shm) in the running containers of the selected pods (through the API server's exec, with
-    bounded parallelism) and returns the size, used and available bytes as the fact C(shm_df).
+    bounded parallelism) and returns the size, used and available bytes in RV(shm_df), plain data about the
+    cluster's pods (this module was called C(shm_df_info) and returned C(ansible_facts.shm_df) before 0.2.0;
+    the old name is a deprecated redirect).
   - Where exec is impossible (no C(df) in the image, exec forbidden), the figures of a memory-backed C(emptyDir)
     mounted at C(/dev/shm) are read from the kubelet's C(/stats/summary) through the API server's node proxy
     (method C(kubelet_stats)). Otherwise the method is C(unavailable) and C(reason) says why.
@@ -83,7 +85,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Measure /dev/shm in the pods of a Deployment
-  shmfix.k8s.shm_df_facts:
+  shmfix.k8s.shm_df_info:
     namespace: ml
     owner:
       kind: Deployment
@@ -97,37 +99,37 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-ansible_facts:
-  description: Facts set by the module.
+shm_df:
+  description:
+    - One entry per measured container.
+    - C(method) is C(exec), C(kubelet_stats) or C(unavailable); C(reason) says why exec was not used.
   returned: always
-  type: dict
-  contains:
-    shm_df:
-      description:
-        - One entry per measured container.
-        - C(method) is C(exec), C(kubelet_stats) or C(unavailable); C(reason) says why exec was not used.
-      returned: always
-      type: list
-      elements: dict
-      sample:
-        - namespace: ml
-          pod: trainer-7d9c6b9f-x2x4q
-          container: trainer
-          node: node-a
-          size_bytes: 268435456
-          used_bytes: 0
-          available_bytes: 268435456
-          filesystem: tmpfs
-          method: exec
-          reason: ""
+  type: list
+  elements: dict
+  sample:
+    - namespace: ml
+      pod: trainer-7d9c6b9f-x2x4q
+      container: trainer
+      node: node-a
+      size_bytes: 268435456
+      used_bytes: 0
+      available_bytes: 268435456
+      filesystem: tmpfs
+      method: exec
+      reason: ""
+api_calls:
+  description: Number of Kubernetes API requests the module made (lists, execs, kubelet stats reads).
+  returned: always
+  type: int
+  sample: 5
 """
 
 import copy
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.shmfix.k8s.plugins.module_utils.ansible_module import ShmfixModule
 from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
-from ansible_collections.shmfix.k8s.plugins.module_utils.dfexec import run_df_facts
+from ansible_collections.shmfix.k8s.plugins.module_utils.dfexec import run_df_info
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
 
 argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
@@ -151,9 +153,9 @@ argument_spec.update(
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = ShmfixModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
-        result = run_df_facts(kube_from_params(module.params), module.params)
+        result = run_df_info(kube_from_params(module.params), module.params)
     except ShmfixError as err:
         module.fail_json(**err.fail_kwargs())
     module.exit_json(**result)

@@ -29,7 +29,7 @@ requirements:
   - kubernetes (Python client)
 seealso:
   - module: shmfix.k8s.shm_patch
-  - module: shmfix.k8s.shm_df_facts
+  - module: shmfix.k8s.shm_df_info
 """
 
 EXAMPLES = r"""
@@ -101,7 +101,7 @@ api_calls:
 
 import copy
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.shmfix.k8s.plugins.module_utils.ansible_module import ShmfixModule
 from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_ARG_SPEC, SELECTION_ARG_SPEC
 from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
@@ -112,7 +112,7 @@ argument_spec.update(copy.deepcopy(SELECTION_ARG_SPEC))
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = ShmfixModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
         result = run_info(kube_from_params(module.params), module.params)
     except ShmfixError as err:

@@ -108,7 +108,7 @@ requirements:
   - kubernetes (Python client)
 seealso:
   - module: shmfix.k8s.shm_info
-  - module: shmfix.k8s.shm_df_facts
+  - module: shmfix.k8s.shm_df_info
 """
 
 EXAMPLES = r"""
@@ -180,7 +180,7 @@ diff:
 
 import copy
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.shmfix.k8s.plugins.module_utils.ansible_module import ShmfixModule
 from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import (
     AUTH_ARG_SPEC,
     SELECTION_ARG_SPEC,
@@ -202,7 +202,7 @@ argument_spec.update(
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, mutually_exclusive=SIZE_POLICY_MUTUALLY_EXCLUSIVE)
+    module = ShmfixModule(argument_spec=argument_spec, supports_check_mode=True, mutually_exclusive=SIZE_POLICY_MUTUALLY_EXCLUSIVE)
     try:
         result = run_patch(kube_from_params(module.params), module.params, check_mode=module.check_mode, want_diff=module._diff)
     except ShmfixError as err:

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of the remediate role: waves, their results, and df verdicts.
 
-PURE: what the role's tasks registered (shm_patch, rollout_status and shm_df_facts loops) in,
+PURE: what the role's tasks registered (shm_patch, rollout_status and shm_df_info loops) in,
 the workload records of the fleet report out. The filters of plugins/filter/remediation.py
 are thin wrappers around these functions.
 """
@@ -73,14 +73,14 @@ def loop_items(loop_result):
 
 
 def df_by_workload(loop_result):
-    """{workload key: [df entries]} from a registered loop of shm_df_facts whose item is a workload."""
+    """{workload key: [df entries]} from a registered loop of shm_df_info whose item is a workload."""
     out = {}
     for res in loop_items(loop_result):
         if res.get("skipped"):
             continue
-        entries = ((res.get("ansible_facts") or {}).get("shm_df")) or []
+        entries = res.get("shm_df") or []
         if res.get("failed"):
-            entries = [{"method": "unavailable", "reason": res.get("msg") or "shm_df_facts failed", "size_bytes": None}]
+            entries = [{"method": "unavailable", "reason": res.get("msg") or "shm_df_info failed", "size_bytes": None}]
         out.setdefault(workload_key(res.get("item") or {}), []).extend(entries)
     return out
 
@@ -173,7 +173,7 @@ def merge_wave(plan_items, patch_results, rollout_results, df_before=None, df_af
     plan_items: the wave's records from the check-mode plan (shm_patch would_patch);
     patch_results: the registered loop of shm_patch calls (one per namespace/kind group);
     rollout_results: the registered rollout_status result (or None);
-    df_before / df_after: registered loops of shm_df_facts whose item is a workload;
+    df_before / df_after: registered loops of shm_df_info whose item is a workload;
     nodes: version_check_result.nodes (name, expected_enforcement, memory_capacity_bytes).
     """
     node_info = {n.get("name"): n for n in nodes or []}

@@ -136,3 +136,31 @@ def test_every_request_of_every_api_client_is_counted(monkeypatch):
     assert kube.api_client.call_api("GET", "/version") == "response"
     assert kube.new_api_client().call_api("GET", "/api/v1/pods") == "response"
     assert kube.calls == 2
+
+
+# --------------------------------------------------------------------------- kubernetes.core's options
+
+
+def test_kubeconfig_as_a_dict_like_kubernetes_core():
+    import yaml
+
+    data = yaml.safe_load(KUBECONFIG)
+    conf = client.build_configuration({"kubeconfig": data, "context": "two"})
+    assert conf.host == "https://127.0.0.1:6443" and conf.api_key["BearerToken"] == "Bearer abc"
+    with pytest.raises(client.ShmfixError, match="context 'nope' not found in the kubeconfig given as a dict; available contexts: one, two"):
+        client.build_configuration({"kubeconfig": data, "context": "nope"})
+    with pytest.raises(client.ShmfixError, match="kubeconfig must be a path or a dict"):
+        client.build_configuration({"kubeconfig": ["no"]})
+
+
+def test_proxy_options_basic_auth_and_impersonation(kubeconfig, monkeypatch):
+    monkeypatch.setenv("K8S_AUTH_PROXY_HEADERS_USER_AGENT", "from-env")
+    conf = client.build_configuration({"kubeconfig": kubeconfig, "no_proxy": "127.0.0.1,.svc", "username": "u", "password": "p"})
+    assert conf.no_proxy == "127.0.0.1,.svc"
+    assert conf.proxy_headers == {"user-agent": "from-env"}
+    assert conf.api_key["BearerToken"] == "Basic dTpw"
+    conf = client.build_configuration({"kubeconfig": kubeconfig, "proxy_headers": {"proxy_basic_auth": "a:b", "basic_auth": None, "user_agent": None}})
+    assert conf.proxy_headers == {"proxy-authorization": "Basic YTpi"}
+    kube = client.Kube(params={"kubeconfig": kubeconfig, "impersonate_user": "alice", "impersonate_groups": ["dev", "ops"]})
+    sent = [(str(k), v) for k, v in kube.new_api_client().default_headers.items() if str(k).startswith("Impersonate")]
+    assert sent == [("Impersonate-User", "alice"), ("Impersonate-Group", "dev"), ("Impersonate-Group", "ops")]

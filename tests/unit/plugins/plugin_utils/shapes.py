@@ -12,8 +12,8 @@ NODES = [
 
 
 def df_loop(entries_by_workload):
-    """A registered loop of shm_df_facts whose item is a workload: [(workload, [df entries])]."""
-    return {"results": [{"item": item, "ansible_facts": {"shm_df": entries}} for item, entries in entries_by_workload]}
+    """A registered loop of shm_df_info whose item is a workload: [(workload, [df entries])]."""
+    return {"results": [{"item": item, "shm_df": entries} for item, entries in entries_by_workload]}
 
 
 def cluster_info(nodes, server="v1.34.4"):
