@@ -16,24 +16,26 @@ def shm_size_verdict(measured, expected=None, enforcement="sized", node_memory_b
     return {"verdict": verdict, "note": note}
 
 
-def shm_pods_findable(kind):
-    """True when shmfix knows how to find the pods of a workload of ``kind`` (the kinds registry)."""
-    return kinds.pods_findable(kind)
+def shm_with_kind(items, attribute):
+    """The items (workload records) whose kind's registry entry has ``attribute`` set: 'rollout', 'pods', 'immutable'..."""
+    return [item for item in items or [] if (kinds.BUILTIN.get(item.get("kind")) or {}).get(attribute)]
 
 
-def shm_merge_wave(plan_items, patch_results, rollout_results=None, df_before=None, df_after=None, nodes=None, check_mode=False):
-    return _r.merge_wave(plan_items, patch_results, rollout_results, df_before, df_after, nodes, check_mode)
+def shm_merge_wave(plan_items, patch_results, rollout_results=None, df_before=None, df_after=None, nodes=None, check_mode=False, health=None):
+    return _r.merge_wave(plan_items, patch_results, rollout_results, df_before, df_after, nodes, check_mode, health)
 
 
 class FilterModule(object):
     def filters(self):
         return {
             "shm_size_verdict": shm_size_verdict,
-            "shm_pods_findable": shm_pods_findable,
+            "shm_with_kind": shm_with_kind,
+            "shm_healthy_items": _r.healthy_items,
             "shm_patch_groups": _r.patch_groups,
             "shm_merge_wave": shm_merge_wave,
             "shm_untouched": _r.untouched,
             "shm_changed_refs": _r.workload_refs,
+            "shm_ref": _r.workload_ref,
             "shm_audit_records": _r.audit_records,
             "shm_failed_names": _r.failed_names,
         }

@@ -17,6 +17,7 @@ __metaclass__ = type
 import json
 import os
 import threading
+import time
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
@@ -45,8 +46,23 @@ try:
 except ImportError:  # pragma: no cover
     HAS_URLLIB3 = False
 
+# Per request: seconds to connect (TCP and TLS), seconds to wait for the answer.
 DEFAULT_TIMEOUT = (10, 60)
 USER_AGENT = "shmfix.k8s"
+# Answers worth another try (throttled, or a server error that may pass), how often, and the backoff.
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+RETRIES = 3
+BACKOFF = (0.5, 1.0, 2.0)
+RETRY_AFTER_MAX = 10.0
+
+
+def _retry_delay(exc, attempt):
+    """Seconds before retry ``attempt`` (0-based): the server's Retry-After (capped), else the backoff."""
+    try:
+        after = float((getattr(exc, "headers", None) or {}).get("Retry-After"))
+    except (TypeError, ValueError):
+        after = None
+    return min(after, RETRY_AFTER_MAX) if after is not None and after >= 0 else BACKOFF[min(attempt, len(BACKOFF) - 1)]
 
 
 # --------------------------------------------------------------------------- configuration
@@ -316,6 +332,8 @@ class Kube:
         self.headers = impersonation_headers(params or {})
         self.timeout = timeout
         self.calls = 0
+        self.retried = 0
+        self.sleep = time.sleep
         self._lock = threading.Lock()
         self.api_client = self.new_api_client()
 
@@ -345,20 +363,26 @@ class Kube:
     def request(self, method, path, query=None, body=None, content_type=None, verb=None, resource=None, namespace=None, name=None, raw=False):
         """Make one API request and return its JSON body (or text when raw=True).
 
+        An answer 429 or 5xx is retried RETRIES times with backoff (Retry-After when the server sends one,
+        at most RETRY_AFTER_MAX seconds): every write shmfix sends carries a precondition, so a retry of a
+        write that did land fails its guard and is re-planned, never applied twice.
         verb/resource/namespace/name only serve error messages.
         """
         headers = {"Accept": "*/*" if raw else "application/json"}
         if content_type or body is not None:
             headers["Content-Type"] = content_type or "application/json"
         query_params = [(k, v) for k, v in (query or {}).items() if v is not None and v != ""]
-        try:
-            req = self.api_client.param_serialize(method, path, query_params=query_params, header_params=headers, body=body, auth_settings=["BearerToken"])
-            resp = self.api_client.call_api(*req, _request_timeout=self.timeout)
-            data = resp.read()
-            if not 200 <= resp.status <= 299:
-                raise ApiException(http_resp=resp)
-        except Exception as exc:  # noqa: BLE001 - every transport/API error becomes a ShmfixError naming the object
-            raise map_exception(exc, verb or method.lower(), resource or path, namespace, name, host=self.host)
+        for attempt in range(RETRIES + 1):
+            try:
+                data = self._send(method, path, query_params, headers, body)
+                break
+            except ApiException as exc:
+                if exc.status not in RETRY_STATUSES or attempt == RETRIES:
+                    raise map_exception(exc, verb or method.lower(), resource or path, namespace, name, host=self.host)
+                self.retried += 1
+                self.sleep(_retry_delay(exc, attempt))
+            except Exception as exc:  # noqa: BLE001 - every transport/API error becomes a ShmfixError naming the object
+                raise map_exception(exc, verb or method.lower(), resource or path, namespace, name, host=self.host)
         if raw:
             return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         if not data:
@@ -367,6 +391,14 @@ class Kube:
             return json.loads(data)
         except ValueError:
             raise ShmfixError("the API server returned non-JSON for %s %s: %r" % (method, path, data[:200]))
+
+    def _send(self, method, path, query_params, headers, body):
+        req = self.api_client.param_serialize(method, path, query_params=query_params, header_params=headers, body=body, auth_settings=["BearerToken"])
+        resp = self.api_client.call_api(*req, _request_timeout=self.timeout)
+        data = resp.read()
+        if not 200 <= resp.status <= 299:
+            raise ApiException(http_resp=resp)
+        return data
 
     # ---- convenience wrappers
 

@@ -155,7 +155,7 @@ def _plan_present(record, spec, obj, pod_spec, assessment, request):
     return plan, planner.apply_plan(pod_spec, plan)
 
 
-def _plan_absent(record, obj, pod_spec):
+def _plan_absent(record, obj, pod_spec, request):
     """(plan, new_spec) restoring what shmfix.io/original recorded, or None with the record's action set."""
     recorded = ((obj.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_ORIGINAL)
     if not recorded:
@@ -165,7 +165,9 @@ def _plan_absent(record, obj, pod_spec):
     except ValueError as exc:
         record["findings"].append({"severity": "error", "code": "bad_annotation", "message": "%s: %s" % (ANNOTATION_ORIGINAL, exc)})
         return _final(record, action="skipped", reason="bad annotation %s" % ANNOTATION_ORIGINAL)
-    plan = rollback.plan_rollback(pod_spec, original)
+    plan = rollback.plan_rollback(pod_spec, original, force=request["force"], parse=parse_bytes)
+    if plan["action"] == "skip":
+        return _final(record, action="skipped", reason=plan["reason"])
     return plan, planner.apply_plan(pod_spec, plan)
 
 
@@ -181,7 +183,7 @@ def plan_object(spec, obj, nodes, request):
         return record, None
     present = request["state"] == "present"
     try:
-        planned = _plan_present(record, spec, obj, pod_spec, assessment, request) if present else _plan_absent(record, obj, pod_spec)
+        planned = _plan_present(record, spec, obj, pod_spec, assessment, request) if present else _plan_absent(record, obj, pod_spec, request)
     except ValueError as exc:
         record.update(action="failed", reason="cannot plan" if present else "cannot plan the rollback", error=str(exc))
         return record, None
@@ -340,10 +342,12 @@ def _succeeded(future):
 
 
 def summarize_patch(records):
-    summary = {"patched": 0, "restored": 0, "unchanged": 0, "skipped": 0, "immutable": 0, "failed": 0}
+    """Counts per action (check mode's would_* as their action), and the conflicts that were re-read and re-planned."""
+    summary = {"patched": 0, "restored": 0, "unchanged": 0, "skipped": 0, "immutable": 0, "failed": 0, "conflicts_retried": 0}
     for rec in records:
         key = {"would_patch": "patched", "would_restore": "restored"}.get(rec["action"], rec["action"])
         summary[key] = summary.get(key, 0) + 1
+        summary["conflicts_retried"] += rec.get("conflict_retries") or 0
     return summary
 
 
@@ -352,7 +356,12 @@ def patch_request(params):
     if not planner.HAS_JSONPATCH:
         raise ShmfixError(missing_required_lib("jsonpatch"), result={"exception": planner.JSONPATCH_IMPORT_ERROR})
     at_least_one(params, "parallelism")
-    return {"state": params.get("state") or "present", "options": size_options(params), "managed": params.get("managed") or "warn"}
+    return {
+        "state": params.get("state") or "present",
+        "options": size_options(params),
+        "managed": params.get("managed") or "warn",
+        "force": bool(params.get("force")),
+    }
 
 
 def _failure_message(records):
@@ -384,6 +393,7 @@ def run_patch(kube, params, check_mode=False, want_diff=False):
         "results": records,
         "summary": summarize_patch(records),
         "api_calls": kube.calls - start,
+        "api_retries": kube.retried,
     }
     if want_diff:
         result["diff"] = [diff for _record, diff in outcomes if diff]

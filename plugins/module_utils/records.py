@@ -16,6 +16,7 @@ from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixErr
 from ansible_collections.shmfix.k8s.plugins.module_utils.nodes import node_context, read_nodes
 from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import volume_index, volume_medium
 from ansible_collections.shmfix.k8s.plugins.module_utils.quantity import parse_bytes
+from ansible_collections.shmfix.k8s.plugins.module_utils.rollout import desired_and_available
 from ansible_collections.shmfix.k8s.plugins.module_utils.selection import controller_owner, resolve_kinds, select_workloads
 
 
@@ -57,6 +58,13 @@ def _containers_record(assessment):
     ]
 
 
+def _replicas(spec, obj):
+    """How many pods the workload wants running (None for kinds without replicas: CronJob, Job, Pod)."""
+    if spec["kind"] in ("CronJob", "Job", "Pod") or spec["custom"]:
+        return None
+    return desired_and_available(spec["kind"], obj)[0]
+
+
 def base_record(spec, obj):
     meta = obj.get("metadata") or {}
     return {
@@ -67,6 +75,7 @@ def base_record(spec, obj):
         "uid": meta.get("uid"),
         "resource_version": meta.get("resourceVersion"),
         "owner": controller_owner(obj),
+        "replicas": _replicas(spec, obj),
         "managed_by": None,
         "state": "other",
         "containers": [],

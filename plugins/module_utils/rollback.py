@@ -91,15 +91,67 @@ def _rollback_volume_ops(pod_spec, original, name):
     return [test, {"op": "remove", "path": f"/volumes/{index}"}]
 
 
-def plan_rollback(pod_spec, original):
+def _written_volume(original):
+    """The volume shmfix wrote: a Memory emptyDir with the sizeLimit the record keeps."""
+    return {"name": original["volume"]["name"], "emptyDir": {"medium": "Memory", "sizeLimit": original.get("size_limit")}}
+
+
+def _same_volume(current, written, parse):
+    if current == written or parse is None or not isinstance(current, dict):
+        return current == written
+    empty_dir = current.get("emptyDir") or {}
+    if set(current) != {"name", "emptyDir"} or set(empty_dir) != {"medium", "sizeLimit"} or empty_dir.get("medium") != "Memory":
+        return False
+    try:
+        return parse(empty_dir["sizeLimit"], "sizeLimit") == parse(written["emptyDir"]["sizeLimit"], "sizeLimit")
+    except ValueError:
+        return False
+
+
+def _other_users(pod_spec, original, name):
+    """'init container x at /p' for every mount of the volume that is not one of the /dev/shm mounts shmfix added."""
+    added = {m["container"] for m in original["mounts"]}
+    users = []
+    for key, what in (("containers", "container"), ("initContainers", "init container"), ("ephemeralContainers", "ephemeral container")):
+        for c in pod_spec.get(key) or []:
+            for m in c.get("volumeMounts") or []:
+                ours = key == "containers" and c.get("name") in added and norm_path(m.get("mountPath")) == SHM_PATH
+                if m.get("name") == name and not ours:
+                    users.append("%s %s at %s" % (what, c.get("name"), m.get("mountPath")))
+    return users
+
+
+def rollback_drift(pod_spec, original, parse=None):
+    """(drift force may override, drift that blocks even with force): what changed since shmfix wrote the volume."""
+    name = original["volume"]["name"]
+    current = volume_index(pod_spec, name)[1]
+    written = _written_volume(original)
+    changed, blocking = [], []
+    restored = current is not None and current == original["volume"].get("entry")
+    if current is not None and not restored and not _same_volume(current, written, parse):
+        changed.append("volume %s is now %s, shmfix wrote %s" % (name, json.dumps(current, sort_keys=True), json.dumps(written, sort_keys=True)))
+    users = _other_users(pod_spec, original, name) if current is not None and original["volume"].get("entry") is None else []
+    if users:
+        blocking.append("volume %s, which shmfix added, is also mounted by %s: removing it would break that mount" % (name, ", ".join(users)))
+    return changed, blocking
+
+
+def plan_rollback(pod_spec, original, force=False, parse=None):
     """Plan restoring what ``original`` (from annotation shmfix.io/original) recorded.
 
     Mounts shmfix added are removed, the volume is removed (if shmfix added it) or put back as it
     was, in place. Idempotent: a spec already restored gives action 'none'. Same shape as plan().
+    A volume changed since shmfix wrote it (a sizeLimit raised by hand) is drift: action 'skip' with
+    the reason, unless ``force``; a volume shmfix added that other mounts now use is always 'skip'.
     """
     spec = pod_spec or {}
     original = decode_original(original)
     name = original["volume"]["name"]
+    changed, blocking = rollback_drift(spec, original, parse)
+    if blocking or (changed and not force):
+        why = "; ".join(blocking + changed)
+        hint = "restore it by hand" if blocking else "restore it by hand, or roll back with force to put back what was there before shmfix"
+        return plan_result(spec, "skip", "drift since shmfix patched it: %s; %s" % (why, hint), name, None)
     ops = _rollback_mount_ops(spec, original, name) + _rollback_volume_ops(spec, original, name)
     result = plan_result(spec, "rollback" if ops else "none", "", name, None, ops)
     result["reason"] = f"restore /dev/shm as it was before shmfix (volume {name})" if ops else f"nothing to roll back: volume {name} is as it was before shmfix"

@@ -2,25 +2,26 @@
 # Copyright (c) shmfix.k8s developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Wait for workload rollouts the way ``kubectl rollout status`` does, and find the new pods.
+"""PURE: where a workload's rollout stands, the rules of ``kubectl rollout status``, and whether its pods are healthy.
 
-Pure parts: ``rollout_state(kind, obj) -> (state, message)`` with state one of
-``complete``, ``progressing``, ``failed``, ``manual`` (OnDelete strategy or a paused
-Deployment: nothing rolls until someone acts) and ``not_applicable`` (kinds without a rollout:
-ReplicaSet, ReplicationController, CronJob, Job, Pod); ``current_pods(...)``.
-``RolloutWaiter`` polls the API through a ``client.Kube``.
+- ``rollout_state(kind, obj) -> (state, message)`` with state one of ``complete``, ``progressing``,
+  ``failed``, ``manual`` (OnDelete strategy or a paused Deployment: nothing rolls until someone acts)
+  and ``not_applicable`` (kinds without a rollout: ReplicaSet, ReplicationController, CronJob, Job, Pod);
+- ``current_pods(kind, obj, pods, ...)``: the live pods of the current revision;
+- ``health_problems(kind, obj, pods)``: why a workload is not healthy now (fewer available replicas than
+  desired, a stuck pod), to leave a workload that was broken before the run alone;
+- ``restart_counts(pods)`` and ``soak_problem(pods, baseline)``: a rollout is complete only when its new
+  pods are Ready and stay Ready, with no restart, for a soak period (a crash-looping container is Ready
+  for a moment after each start: long enough for the controller to call the rollout done).
+
+rollout_waiter.py polls the API through a ``client.Kube``.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import time
-
 from ansible_collections.shmfix.k8s.plugins.module_utils import kinds, outcomes
-from ansible_collections.shmfix.k8s.plugins.module_utils.client import kind_path, resource_path
-from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
-from ansible_collections.shmfix.k8s.plugins.module_utils.options import at_least_one
 from ansible_collections.shmfix.k8s.plugins.module_utils.pod_status import pod_problem
 
 COMPLETE = outcomes.ROLLOUT_COMPLETE
@@ -155,109 +156,47 @@ def current_pods(kind, obj, pods, replicasets=None, revisions=None):
     return sorted(p["metadata"]["name"] for p in live if _owned_by(p, uid))
 
 
-class RolloutWaiter(object):
-    """Poll several workloads until each rollout is complete, failed, or the timeout passes."""
-
-    def __init__(self, kube, poll_interval=2.0, fail_fast=True, fail_fast_after=20, clock=time.time, sleep=time.sleep):
-        self.kube = kube
-        self.poll_interval = poll_interval
-        self.fail_fast = fail_fast
-        self.fail_fast_after = fail_fast_after
-        self.clock = clock
-        self.sleep = sleep
-        self.started = None
-
-    def _get(self, kind, namespace, name):
-        spec = kinds.builtin(kind)
-        return self.kube.get(kind_path(spec, namespace, name), verb="get", resource=spec.resource, namespace=namespace, name=name)
-
-    def _list(self, api_version, plural, namespace, selector=None):
-        data = self.kube.get(
-            resource_path(api_version, plural, namespace), query={"labelSelector": selector}, verb="list", resource=plural, namespace=namespace
-        )
-        return data.get("items") or []
-
-    def pods_of(self, kind, obj):
-        namespace = obj["metadata"]["namespace"]
-        selector = _selector(obj)
-        pods = self._list("v1", "pods", namespace, selector)
-        replicasets = self._list("apps/v1", "replicasets", namespace, selector) if kind == "Deployment" else None
-        revisions = self._list("apps/v1", "controllerrevisions", namespace, selector) if kind == "DaemonSet" else None
-        return pods, current_pods(kind, obj, pods, replicasets, revisions)
-
-    def _problems(self, kind, obj):
-        """(names of the current pods, what is wrong with them: at most 3)."""
-        pods, names = self.pods_of(kind, obj)
-        problems = [p for p in (pod_problem(pod) for pod in pods if pod["metadata"]["name"] in names) if p]
-        return names, problems[:3]
-
-    def _elapsed(self):
-        return int(self.clock() - self.started)
-
-    def poll(self, result, want_pods=True):
-        """Look at one workload once; True when its rollout has ended (result updated)."""
-        kind = result["kind"]
-        if kind not in kinds.BUILTIN:
-            result.update(status=FAILED, message="unknown kind %s (known: %s)" % (kind, ", ".join(kinds.DEFAULT_KINDS)), elapsed_seconds=0)
-            return True
-        try:
-            obj = self._get(kind, result["namespace"], result["name"])
-        except ShmfixError as err:
-            result.update(status=FAILED, message=err.msg, elapsed_seconds=self._elapsed())
-            return True
-        state, message = rollout_state(kind, obj)
-        if state == PROGRESSING:
-            result["message"] = message
-            if self.fail_fast and self.clock() - self.started >= self.fail_fast_after and rolled_out(kind):
-                names, problems = self._problems(kind, obj)
-                if problems:
-                    result.update(status=FAILED, message="%s; %s" % (message, "; ".join(problems)), pods=names, elapsed_seconds=self._elapsed())
-                    return True
-            return False
-        result.update(status=state, message=message, elapsed_seconds=self._elapsed())
-        if want_pods and state in (COMPLETE, FAILED) and rolled_out(kind):
-            names, problems = self._problems(kind, obj)
-            result["pods"] = names
-            if state == FAILED and problems:
-                result["message"] += "; " + "; ".join(problems)
-        return True
-
-    def time_out(self, result, timeout):
-        """Mark a workload still rolling out at the deadline, with what its pods show."""
-        why = result["message"]
-        try:
-            names, problems = self._problems(result["kind"], self._get(result["kind"], result["namespace"], result["name"]))
-            if problems:
-                why += "; " + "; ".join(problems)
-            result["pods"] = names
-        except ShmfixError as err:
-            why += "; " + err.msg
-        result.update(status=TIMEOUT, message="not rolled out within %ds: %s" % (timeout, why), elapsed_seconds=self._elapsed())
-
-    def wait(self, workloads, timeout=300, want_pods=True):
-        """Wait for every workload; return one result dict per workload, in order."""
-        self.started = self.clock()
-        deadline = self.started + timeout
-        results = [dict(kind=w["kind"], namespace=w["namespace"], name=w["name"], status=None, message="", pods=[], elapsed_seconds=None) for w in workloads]
-        pending = list(results)
-        while pending:
-            pending = [r for r in pending if not self.poll(r, want_pods)]
-            if pending and self.clock() >= deadline:
-                for result in pending:
-                    self.time_out(result, timeout)
-                break
-            if pending:
-                self.sleep(self.poll_interval)
-        return results
+def desired_and_available(kind, obj):
+    """(desired, available) replicas of a workload with replicas (Deployment, StatefulSet, DaemonSet, ReplicaSet, RC)."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if kind == "DaemonSet":
+        return _int(status.get("desiredNumberScheduled")), _int(status.get("numberAvailable"))
+    available = status.get("readyReplicas") if kind == "StatefulSet" else status.get("availableReplicas")
+    return _int(spec.get("replicas"), 1), _int(available)
 
 
-def run_rollout_status(kube, params):
-    """rollout_status: the module result."""
-    unknown = sorted({w["kind"] for w in params["workloads"]} - set(kinds.BUILTIN))
-    if unknown:
-        raise ShmfixError("workloads: unknown kind(s) %s (known: %s)" % (", ".join(unknown), ", ".join(kinds.DEFAULT_KINDS)))
-    at_least_one(params, "wait_sleep")
-    waiter = RolloutWaiter(kube, poll_interval=params["wait_sleep"], fail_fast=params["fail_fast"], fail_fast_after=params["fail_fast_after"])
-    results = waiter.wait(params["workloads"], timeout=params["wait_timeout"] if params["wait"] else 0)
-    failed = len([r for r in results if r["status"] in (FAILED, TIMEOUT)])
-    return {"changed": False, "results": results, "failures": failed, "api_calls": kube.calls}
+def health_problems(kind, obj, pods):
+    """What is wrong with a workload now (pure): fewer available replicas than desired, stuck pods ([] when healthy)."""
+    problems = []
+    if rolled_out(kind):
+        desired, available = desired_and_available(kind, obj)
+        if available < desired:
+            problems.append("%d of %d replicas available" % (available, desired))
+    live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    problems.extend(p for p in (pod_problem(pod) for pod in live) if p)
+    return problems
+
+
+def restart_counts(pods):
+    """{pod name: restarts of all its containers} (pure)."""
+    out = {}
+    for pod in pods:
+        statuses = ((pod.get("status") or {}).get("containerStatuses") or []) + ((pod.get("status") or {}).get("initContainerStatuses") or [])
+        out[pod["metadata"]["name"]] = sum(_int(s.get("restartCount")) for s in statuses)
+    return out
+
+
+def _ready(pod):
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def soak_problem(pods, baseline):
+    """Why the new pods did not stay healthy since ``baseline`` (restart_counts at completion), or None (pure)."""
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        restarts = restart_counts([pod])[name]
+        if restarts > baseline.get(name, 0):
+            return "pod %s restarted (%d -> %d restarts) after the rollout was complete" % (name, baseline.get(name, 0), restarts)
+        if not _ready(pod):
+            return pod_problem(pod) or "pod %s is no longer Ready" % name
+    return None

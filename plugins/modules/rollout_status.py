@@ -18,8 +18,14 @@ author:
 description:
   - Waits, concurrently, until each Deployment, StatefulSet and DaemonSet has rolled out its current pod template,
     with the rules of C(kubectl rollout status), and returns the names of the live pods of the current revision.
-  - A rollout fails when its Deployment exceeds its progress deadline, or (with O(fail_fast)) when a pod of the new
-    revision is stuck (CrashLoopBackOff, image pull errors, OOM-killed, unschedulable); it times out after O(wait_timeout).
+  - A rollout is C(complete) only when the controller says so and then the new pods stay Ready, with no restart, for
+    O(soak) seconds (a crash-looping container is Ready for a moment after each start, long enough for the
+    controller to call the rollout done and scale the old pods away).
+  - A rollout fails when its Deployment exceeds its progress deadline, when a new pod does not survive the soak, or
+    (with O(fail_fast)) when a pod of the new revision is stuck (CrashLoopBackOff, image pull errors, OOM-killed,
+    unschedulable); it times out after O(wait_timeout).
+  - With O(wait=false) each workload is looked at once and reported with RV(results[].healthy) and
+    RV(results[].problems): whether all its desired replicas are available and none of its pods is stuck.
   - Kinds without a rollout (ReplicaSet, ReplicationController, CronJob, Job, Pod) are reported C(not_applicable)
     with what that means for their pods. A paused Deployment or an C(OnDelete) update strategy is reported C(manual).
   - Read-only; never reports a change.
@@ -56,9 +62,16 @@ options:
         required: true
   wait:
     description:
-      - Wait for the rollouts. V(false) looks at each workload once and reports its state (C(progressing) included).
+      - Wait for the rollouts. V(false) looks at each workload once and reports its state (C(progressing) included)
+        and its health.
     type: bool
     default: true
+  soak:
+    description:
+      - Seconds the new pods must stay Ready, with no restart, after the controller reports the rollout complete.
+        V(0) trusts the controller, as C(kubectl rollout status) does.
+    type: int
+    default: 10
   wait_timeout:
     description: Seconds to wait for all rollouts together (kubernetes.core's name; O(timeout) is the old one).
     type: int
@@ -95,7 +108,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 results:
-  description: One entry per workload, in the order given.
+  description:
+    - One entry per workload, in the order given. C(status) is C(complete), C(failed), C(timeout), C(manual) or
+      C(not_applicable) (and C(progressing) with O(wait=false)).
+    - With O(wait=false), also C(healthy) (bool) and C(problems) (list of str).
   returned: always
   type: list
   elements: dict
@@ -104,7 +120,7 @@ results:
       namespace: shop
       name: web
       status: complete
-      message: successfully rolled out (2 replicas)
+      message: successfully rolled out (2 replicas); the new pods stayed Ready with no restart for 10s
       pods: [web-7d9c8b6f5-abcde, web-7d9c8b6f5-fghij]
       elapsed_seconds: 14
 failures:
@@ -125,7 +141,7 @@ from ansible_collections.shmfix.k8s.plugins.module_utils.ansible_module import S
 from ansible_collections.shmfix.k8s.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from_params
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
-from ansible_collections.shmfix.k8s.plugins.module_utils.rollout import run_rollout_status
+from ansible_collections.shmfix.k8s.plugins.module_utils.rollout_waiter import run_rollout_status
 
 argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
 argument_spec.update(
@@ -136,6 +152,7 @@ argument_spec.update(
         options=dict(kind=dict(type="str", required=True), namespace=dict(type="str", required=True), name=dict(type="str", required=True)),
     ),
     wait=dict(type="bool", default=True),
+    soak=dict(type="int", default=10),
     wait_timeout=dict(type="int", default=300, aliases=["timeout"]),
     wait_sleep=dict(type="int", default=2, aliases=["poll_interval"]),
     fail_fast=dict(type="bool", default=True),

@@ -88,6 +88,14 @@ options:
       - Name of the volume to add.
     type: str
     default: dshm
+  force:
+    description:
+      - With O(state=absent), also roll back a workload whose shm volume was changed since shmfix wrote it (for example a
+        C(sizeLimit) raised by hand): what was there before shmfix is put back. Without it such a workload is skipped and
+        the drift reported.
+      - A volume shmfix added that other mounts now use is never removed (the API server would refuse it); restore it by hand.
+    type: bool
+    default: false
   parallelism:
     description:
       - How many writes are in flight at once. Every object is planned first; only the ones that change are written.
@@ -162,10 +170,17 @@ results:
       snippet: null
       error: null
 summary:
-  description: Number of workloads per outcome (check mode counts would_patch as patched).
+  description:
+    - Number of workloads per outcome (check mode counts would_patch as patched), and C(conflicts_retried), the writes refused
+      because the object changed since it was read, then read again and re-planned.
   returned: success
   type: dict
-  sample: {patched: 3, restored: 0, unchanged: 8, skipped: 1, immutable: 2, failed: 0}
+  sample: {patched: 3, restored: 0, unchanged: 8, skipped: 1, immutable: 2, failed: 0, conflicts_retried: 1}
+api_retries:
+  description: Requests answered 429 or 5xx and sent again after a backoff.
+  returned: success
+  type: int
+  sample: 0
 api_calls:
   description: Number of Kubernetes API requests the module made (lists, node list, writes, conflict re-reads).
   returned: always
@@ -198,6 +213,7 @@ argument_spec.update(
     state=dict(type="str", choices=["present", "absent"], default="present"),
     managed=dict(type="str", choices=["warn", "skip", "patch"], default="warn"),
     parallelism=dict(type="int", default=DEFAULT_PARALLELISM),
+    force=dict(type="bool", default=False),
 )
 
 

@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import FAILED, PATCHED, RESTORED, ROLLOUT_BAD_ENDS, WOULD_PATCH, WOULD_RESTORE
+from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import FAILED, PATCHED, RESTORED, ROLLOUT_BAD_ENDS, SKIPPED, WOULD_PATCH, WOULD_RESTORE
 from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import MEMORY_STATES, RUNTIME_DEFAULT_BYTES
 from ansible_collections.shmfix.k8s.plugins.module_utils.units import PAGE_SIZE, human, page_round
 
@@ -167,23 +167,41 @@ def _wave_outcome(record, rollout, measured, check_mode):
     return 0
 
 
-def merge_wave(plan_items, patch_results, rollout_results, df_before=None, df_after=None, nodes=None, check_mode=False):
+def broken(health_results):
+    """{workload key: why} of the workloads a rollout_status look (wait=false) found unhealthy."""
+    return {workload_key(res): "; ".join(res.get("problems") or []) for res in loop_items(health_results) if res.get("healthy") is False}
+
+
+def healthy_items(wave, health_results):
+    """The wave without the workloads that were broken before the run (they are left alone)."""
+    unhealthy = broken(health_results)
+    return [item for item in wave or [] if workload_key(item) not in unhealthy]
+
+
+def merge_wave(plan_items, patch_results, rollout_results, df_before=None, df_after=None, nodes=None, check_mode=False, health=None):
     """One wave's workload records for the report, and how many failed.
 
     plan_items: the wave's records from the check-mode plan (shm_patch would_patch);
     patch_results: the registered loop of shm_patch calls (one per namespace/kind group);
     rollout_results: the registered rollout_status result (or None);
     df_before / df_after: registered loops of shm_df_info whose item is a workload;
-    nodes: version_check_result.nodes (name, expected_enforcement, memory_capacity_bytes).
+    nodes: version_check_result.nodes (name, expected_enforcement, memory_capacity_bytes);
+    health: the registered rollout_status look (wait=false) before the change: a workload that was
+    broken then and not written is reported skipped with why, not failed.
     """
     node_info = {n.get("name"): n for n in nodes or []}
     patched, group_errors = _patched_records(patch_results)
     rollouts = {workload_key(res): res for res in (rollout_results or {}).get("results") or []}
     before_df, after_df = df_by_workload(df_before), df_by_workload(df_after)
+    unhealthy = broken(health)
     records, failures = [], 0
     for item in plan_items or []:
         key = workload_key(item)
         record = dict(patched.get(key) or item)
+        if key in unhealthy and key not in patched:
+            record.update(action=SKIPPED, reason="broken before the run, left alone (remediate_broken=skip): %s" % unhealthy[key])
+            records.append(record)
+            continue
         if key in group_errors:
             record.update(action="failed", error=group_errors[key], reason=group_errors[key])
         elif key not in patched:
@@ -227,6 +245,11 @@ def audit_records(workloads, df_loop=None, nodes=None, verify=False):
                 )
             entries.append(dict(_df_fields(e), verdict=verdict, note=note))
         record["measured"] = entries
+        if verify and memory_backed and item.get("replicas") and not [e for e in entries if e.get("size_bytes") is not None]:
+            # a workload that should run pods and runs none cannot prove its /dev/shm: say so, do not call it ok
+            running = len({e.get("pod") for e in entries})
+            record["verdict"] = "unverified"
+            record["verdict_note"] = "%d of %d desired pods running with a measurable /dev/shm: nothing to compare" % (running, item["replicas"])
         out.append(record)
     return out
 

@@ -88,6 +88,14 @@ def _size_pair(block):
     }
 
 
+def _reason(item):
+    """Why: the reason, with the API server's own message when it refused the write ('write refused' alone says nothing)."""
+    reason, error = item.get("reason") or "", item.get("error") or ""
+    if error and error not in reason:
+        return "%s: %s" % (reason, error) if reason else error
+    return reason
+
+
 def _workload_entry(item):
     before = _size_pair(item.get("before"))
     after = _size_pair(item.get("after"))
@@ -120,7 +128,7 @@ def _workload_entry(item):
         "namespace": item.get("namespace"),
         "name": item.get("name"),
         "action": item.get("action"),
-        "reason": item.get("reason") or item.get("error") or "",
+        "reason": _reason(item),
         "managed_by": item.get("managed_by"),
         "before": before,
         "after": after,
@@ -210,10 +218,13 @@ def _sort_workloads(remediate):
 def _result_failure(groups, mismatches, enforcement, remediate):
     """The failure of a cluster that ran but did not end as asked, or None."""
     reasons = []
+    unverified = [e for e in groups["audited"] if e["verdict"] == "unverified"]
     if groups["failed"]:
         reasons.append("%d workload(s) failed" % len(groups["failed"]))
     if mismatches:
         reasons.append("%d workload(s) measured a different /dev/shm than expected" % len(mismatches))
+    if unverified:
+        reasons.append("%d workload(s) could not be verified: no running pod (%s)" % (len(unverified), ", ".join(e["name"] for e in unverified[:5])))
     if enforcement["proven"] is False:
         reasons.append("sizeLimit enforcement not proven (%s)" % enforcement["summary"])
     if remediate.get("stopped"):

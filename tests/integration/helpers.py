@@ -83,3 +83,38 @@ def run_target(target: str, kubeconfig: Path, namespace: str, workdir: Path, tim
     )
     cmd = [str(VENV_BIN / "ansible-playbook"), str(playbook), "-e", json.dumps(extra)]
     return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def playbook_env(reports: Path | None = None, **extra: str) -> dict:
+    """The environment of an ansible-playbook run of the checkout's playbooks (reports under ``reports``)."""
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=str(collections_path()),
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+    )
+    if reports is not None:
+        env["SHMFIX_REPORT_DIR"] = str(reports)
+    env.update(extra)
+    return env
+
+
+def run_playbook(playbook: str, inventory: Path, env: dict, timeout: int, *args: str) -> subprocess.CompletedProcess:
+    """Run playbooks/<playbook> with the venv's ansible-playbook against ``inventory``, output captured."""
+    return subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(REPO_ROOT / "playbooks" / playbook), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def single_report(reports: Path) -> dict:
+    """report.json of the one run written under ``reports``."""
+    (run_dir,) = list(reports.iterdir())
+    return json.loads((run_dir / "report.json").read_text())

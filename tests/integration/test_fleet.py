@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import playbook_env, run_playbook
 from localcluster_helpers import BUSYBOX, REPO_ROOT
 
 MI = 1024 * 1024
@@ -107,30 +108,14 @@ def write_inventory(path: Path, kubeconfig: Path, namespaces: list[str]) -> None
 
 def run_fix_shm(inventory: Path, env: dict, timeout: int) -> subprocess.CompletedProcess:
     """Run playbooks/fix-shm.yml with the venv's ansible-playbook against `inventory`, output captured."""
-    return subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(REPO_ROOT / "playbooks" / "fix-shm.yml")],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_playbook("fix-shm.yml", inventory, env, timeout)
 
 
 def test_fleet_two_clusters_fixed_one_unreachable(kubectl, kubeconfig, fleet_namespaces, tmp_path):
     inventory = tmp_path / "fleet.yml"
     write_inventory(inventory, kubeconfig, fleet_namespaces)
     reports = tmp_path / "reports"
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / ".collections"),
-        SHMFIX_REPORT_DIR=str(reports),
-        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_NOCOLOR="1",
-    )
+    env = playbook_env(reports)
     started = time.monotonic()
     proc = run_fix_shm(inventory, env, timeout=900)
     wall = time.monotonic() - started
@@ -237,6 +222,8 @@ def test_failure_budget_stops_the_waves_and_the_report_says_why(kubectl, kubecon
                                 "remediate_batch_size": 1,
                                 "remediate_max_failures": 1,
                                 "remediate_rollout_timeout": 120,
+                                # broken before the run too: patch it anyway, so its wave is the one that fails
+                                "remediate_broken": "patch",
                             }
                         }
                     }
@@ -244,7 +231,7 @@ def test_failure_budget_stops_the_waves_and_the_report_says_why(kubectl, kubecon
             )
         )
         reports = tmp_path / "reports"
-        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), SHMFIX_REPORT_DIR=str(reports), ANSIBLE_NOCOLOR="1")
+        env = playbook_env(reports)
         proc = run_fix_shm(inventory, env, timeout=600)
         output = proc.stdout + proc.stderr
         assert proc.returncode == 2, output[-4000:]

@@ -164,6 +164,8 @@ def test_human_bytes(value, text):
     assert FILTERS["human_bytes"](value) == text
 
 
-def test_pods_findable_follows_the_kinds_registry():
-    assert FILTERS["shm_pods_findable"]("Deployment") and FILTERS["shm_pods_findable"]("CronJob") and FILTERS["shm_pods_findable"]("Pod")
-    assert not FILTERS["shm_pods_findable"]("Rollout")
+def test_with_kind_follows_the_kinds_registry():
+    wave = [{"kind": k, "name": k.lower()} for k in ("Deployment", "CronJob", "Pod", "ReplicaSet", "Rollout")]
+    assert [i["kind"] for i in FILTERS["shm_with_kind"](wave, "pods")] == ["Deployment", "CronJob", "Pod", "ReplicaSet"]
+    assert [i["kind"] for i in FILTERS["shm_with_kind"](wave, "rollout")] == ["Deployment"]
+    assert FILTERS["shm_ref"]({"kind": "Deployment", "namespace": "a", "name": "w", "extra": 1}) == {"kind": "Deployment", "namespace": "a", "name": "w"}

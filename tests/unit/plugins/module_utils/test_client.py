@@ -164,3 +164,37 @@ def test_proxy_options_basic_auth_and_impersonation(kubeconfig, monkeypatch):
     kube = client.Kube(params={"kubeconfig": kubeconfig, "impersonate_user": "alice", "impersonate_groups": ["dev", "ops"]})
     sent = [(str(k), v) for k, v in kube.new_api_client().default_headers.items() if str(k).startswith("Impersonate")]
     assert sent == [("Impersonate-User", "alice"), ("Impersonate-Group", "dev"), ("Impersonate-Group", "ops")]
+
+
+class _Answer:
+    def __init__(self, status, headers=None):
+        self.status, self.reason, self.data, self.headers = status, "x", b'{"message": "busy"}', headers or {}
+
+    def getheaders(self):
+        return self.headers
+
+
+def test_429_and_5xx_are_retried_with_backoff_then_named(monkeypatch):
+    kube = client.Kube(configuration=client.Configuration())
+    slept = []
+    kube.sleep = slept.append
+    answers = [ApiException(http_resp=_Answer(503)), ApiException(http_resp=_Answer(429, {"Retry-After": "3"})), b'{"ok": true}']
+
+    def send(*_args):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(kube, "_send", send)
+    assert kube.get("/x") == {"ok": True}
+    assert slept == [0.5, 3.0] and kube.retried == 2
+    answers[:] = [ApiException(http_resp=_Answer(500))] * (client.RETRIES + 1)
+    with pytest.raises(client.ShmfixError) as err:
+        kube.get("/x", verb="list", resource="deployments.apps")
+    assert err.value.status == 500 and "API error 500" in err.value.msg and "list deployments.apps" in err.value.msg
+    assert slept[2:] == list(client.BACKOFF) and kube.retried == 2 + client.RETRIES
+    answers[:] = [ApiException(http_resp=_Answer(403))]
+    with pytest.raises(client.ShmfixError, match="forbidden"):
+        kube.get("/x")
+    assert kube.retried == 2 + client.RETRIES  # a 403 is not retried

@@ -50,3 +50,35 @@ def test_repatch_keeps_the_first_original():
 def test_decode_original_rejects_foreign_annotations(text):
     with pytest.raises(ValueError, match="annotation shmfix.io/original was not written by shmfix or was edited"):
         rollback.decode_original(text)
+
+
+def test_a_size_limit_raised_by_hand_is_drift_and_not_thrown_away():
+    # the trial: fixed at 512Mi, raised by hand to 700Mi, then rolled back
+    spec = load("cronjob-batch-inference")[2]
+    p = planner.plan(spec, parse=parse_bytes, size_bytes=512 * 1024**2)
+    after = planner.apply_plan(spec, p)
+    assert rollback.plan_rollback(after, p["original"], parse=parse_bytes)["action"] == "rollback"
+    after["volumes"][-1]["emptyDir"]["sizeLimit"] = "700Mi"
+    drift = rollback.plan_rollback(after, p["original"], parse=parse_bytes)
+    assert drift["action"] == "skip" and not drift["patch"]
+    assert drift["reason"].startswith("drift since shmfix patched it: volume dshm is now ")
+    assert '"sizeLimit": "700Mi"' in drift["reason"] and '"sizeLimit": "512Mi"' in drift["reason"]
+    assert drift["reason"].endswith("restore it by hand, or roll back with force to put back what was there before shmfix")
+    forced = rollback.plan_rollback(after, p["original"], force=True, parse=parse_bytes)
+    assert forced["action"] == "rollback" and planner.apply_plan(after, forced) == spec
+    # the same size written another way is no drift
+    after["volumes"][-1]["emptyDir"]["sizeLimit"] = "536870912"
+    assert rollback.plan_rollback(after, p["original"], parse=parse_bytes)["action"] == "rollback"
+
+
+def test_a_volume_another_mount_uses_is_never_removed():
+    # the trial: a rollback the API server refused with 422 volumeMounts[0].name: Not found: "dshm"
+    spec = {"containers": [{"name": "app"}], "initContainers": [{"name": "warm"}]}
+    p = planner.plan(spec, parse=parse_bytes, size_bytes=GI)
+    after = planner.apply_plan(spec, p)
+    after["initContainers"][0]["volumeMounts"] = [{"name": "dshm", "mountPath": "/warm"}]
+    for force in (False, True):
+        plan = rollback.plan_rollback(after, p["original"], force=force, parse=parse_bytes)
+        assert plan["action"] == "skip"
+        assert "volume dshm, which shmfix added, is also mounted by init container warm at /warm: removing it would break that mount" in plan["reason"]
+        assert plan["reason"].endswith("restore it by hand")

@@ -121,3 +121,34 @@ def test_pod_problem(status, words):
         assert problem is None
     else:
         assert words in problem
+
+
+def _pod(name, ready=True, restarts=0, waiting=None):
+    status = {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        "containerStatuses": [{"name": "c", "restartCount": restarts, "state": {"waiting": {"reason": waiting}} if waiting else {"running": {}}}],
+    }
+    return {"metadata": {"name": name}, "status": status}
+
+
+def test_health_problems_of_a_deployment_broken_before_the_run():
+    # the middle Deployment of the crash-loop trial: its old pod runs, the new one crash-loops
+    obj = {"spec": {"replicas": 1}, "status": {"availableReplicas": 1, "replicas": 2, "updatedReplicas": 1}}
+    pods = [_pod("old"), _pod("new", ready=False, restarts=3, waiting="CrashLoopBackOff")]
+    assert rollout.health_problems("Deployment", obj, pods) == ["pod new container c: CrashLoopBackOff "]
+    assert rollout.health_problems("Deployment", obj, [_pod("old")]) == []
+    down = {"spec": {"replicas": 2}, "status": {"availableReplicas": 1}}
+    assert rollout.health_problems("Deployment", down, [_pod("a")]) == ["1 of 2 replicas available"]
+    assert rollout.health_problems("StatefulSet", {"spec": {"replicas": 1}, "status": {"readyReplicas": 0}}, []) == ["0 of 1 replicas available"]
+    assert rollout.health_problems("CronJob", {}, []) == []
+
+
+def test_a_crash_looping_pod_does_not_survive_the_soak():
+    baseline = rollout.restart_counts([_pod("new")])
+    assert baseline == {"new": 0}
+    assert rollout.soak_problem([_pod("new")], baseline) is None
+    # Ready for a moment after each start: the restart is what gives it away
+    assert rollout.soak_problem([_pod("new", restarts=1)], baseline) == "pod new restarted (0 -> 1 restarts) after the rollout was complete"
+    assert rollout.soak_problem([_pod("new", ready=False, waiting="CrashLoopBackOff")], baseline) == "pod new container c: CrashLoopBackOff "
+    assert rollout.soak_problem([_pod("new", ready=False)], baseline) == "pod new is no longer Ready"

@@ -233,3 +233,34 @@ def test_audit_records_verify_compares_declared_size():
     assert cluster["counts"]["measured_ok"] == 1
     assert cluster["counts"]["df_checked"] == 2
     assert cluster["status"] == "failed"
+
+
+def test_verify_of_a_workload_without_a_running_pod_fails_the_cluster():
+    workloads = [
+        {"kind": "Deployment", "namespace": "d", "name": "gone", "state": "sized", "replicas": 1, "effective_bytes": 256 * MI, "findings": []},
+        {"kind": "Deployment", "namespace": "d", "name": "idle", "state": "sized", "replicas": 0, "effective_bytes": 256 * MI, "findings": []},
+        {"kind": "CronJob", "namespace": "d", "name": "cron", "state": "sized", "replicas": None, "effective_bytes": 256 * MI, "findings": []},
+    ]
+    recs = {r["name"]: r for r in remediation.audit_records(workloads, _df_loop([]), NODES, verify=True)}
+    assert recs["gone"]["verdict"] == "unverified"
+    assert recs["gone"]["verdict_note"] == "0 of 1 desired pods running with a measurable /dev/shm: nothing to compare"
+    assert "verdict" not in recs["idle"] and "verdict" not in recs["cron"]
+    cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "remediate": {"mode": "verify", "workloads": list(recs.values())}})
+    assert cluster["status"] == "failed"
+    assert cluster["failure"]["message"] == "1 workload(s) could not be verified: no running pod (gone)"
+    # an audit is not a verification: the same records do not fail it
+    audit = {r["name"]: r for r in remediation.audit_records(workloads, _df_loop([]), NODES)}
+    assert "verdict" not in audit["gone"]
+
+
+def test_a_refused_write_shows_the_api_servers_message():
+    refused = {
+        "kind": "Deployment",
+        "namespace": "d",
+        "name": "w",
+        "action": "failed",
+        "reason": "write refused",
+        "error": 'API error 422 Unprocessable Entity while trying to patch deployments.apps w in namespace d: volumeMounts[0].name: Not found: "dshm"',
+    }
+    cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "remediate": {"workloads": [refused]}})
+    assert cluster["failed"][0]["reason"] == "write refused: " + refused["error"]
