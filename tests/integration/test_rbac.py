@@ -5,7 +5,8 @@
 - playbooks/audit_shm.yml works with the read-only shmfix-audit: df entries are `unavailable`,
   naming the missing `get` on pods/exec.
 - A remediation with shmfix-audit fails before any write, naming verb 'patch' and deployments.apps.
-- playbooks/fix_shm.yml (no canaries, no df) works with shmfix-remediate alone.
+- playbooks/fix_shm.yml (no canaries, no df) works with shmfix-remediate alone; verify_shm.yml with
+  shmfix-verify (xfail: the canary module refuses the probes it gets when feature gates are unreadable).
 - The canaries run as shmfix-verify in a namespace that enforces the `restricted` Pod Security level;
   rbac/policy/ keeps shmfix-verify's pod and namespace writes inside canary namespaces.
 - Every verb of every role is needed: for each (rule, verb), a copy of the role without that verb
@@ -413,6 +414,10 @@ class SilentDegradation(AssertionError):
     """A feature stopped working without any error or warning that says why (a module problem, reported)."""
 
 
+class KnownProblem(AssertionError):
+    """A playbook fails under the least-privilege role for a reason outside RBAC (a module problem, reported)."""
+
+
 def outcome_of(fn) -> Outcome:
     try:
         return fn()
@@ -704,7 +709,7 @@ class PlaybookRun:
             self.proc.wait()
 
 
-PLAYBOOK_TESTS = ("test_audit_playbook_", "test_fix_shm_playbook_")
+PLAYBOOK_TESTS = ("test_audit_playbook_", "test_fix_shm_playbook_", "test_verify_shm_playbook_")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -723,6 +728,7 @@ def playbooks(request, tmp_path_factory):
     try:
         for key, playbook, role, namespace, extra in (
             ("audit", "audit_shm.yml", "audit", workloads, {}),
+            ("verify", "verify_shm.yml", "verify", workloads, {}),
             ("fix_read_only", "fix_shm.yml", "audit", workloads, {"eviction_verify_enabled": False, "remediate_verify_df": False}),
             (
                 "fix_remediate",
@@ -807,6 +813,28 @@ def test_fix_shm_playbook_works_with_the_remediate_role(playbooks, kubectl):
     assert all(w["rollout"]["status"] in ("complete", "not_applicable") for w in cluster_report["changed"]), cluster_report["changed"]
     live = kubectl.json("get", "deployment", "web", "-n", playbooks["fresh"])
     assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "128Mi"}} in live["spec"]["template"]["spec"]["volumes"]
+
+
+@pytest.mark.xfail(raises=KnownProblem, strict=True, reason="canary probes without readable feature gates carry expect: null, which the canary module refuses")
+def test_verify_shm_playbook_works_with_the_verify_role(playbooks, kubectl, workloads):
+    """verify_shm.yml with shmfix-verify's token (rbac/policy/ in force): the canaries prove both nodes'
+    enforcement, df of the running pod is measured by exec; no workload written.
+
+    Known problem (reported): without get on nodes/proxy the feature gates are assumed, so
+    plugin_utils/canary_probes.py gives each probe `expect: None` (and `assumed`); the canary module's
+    argument spec (`expect` with choices) refuses None: "value of expect must be one of: sized, eviction,
+    evicted, got: None found in probes", and eviction_verify fails on every cluster without nodes/proxy.
+    """
+    rc, output, report = playbooks["verify"].result()
+    assert resource_versions(kubectl, workloads) == playbooks["before"]
+    if rc != 0 and "value of expect must be one of" in output:
+        raise KnownProblem("verify_shm.yml as shmfix-verify: the canary module refuses the probes' expect: None")
+    assert rc == 0, output[-3000:]
+    (cluster_report,) = report["clusters"]
+    assert cluster_report["status"] == "ok", cluster_report["failure"]
+    assert sorted(p["outcome"] for p in cluster_report["enforcement"]["probes"]) == ["evicted", "sized"]
+    (pod,) = [w for w in cluster_report["audited"] if w["kind"] == "Pod"]
+    assert [m["method"] for m in pod["measured"]] == ["exec"]
 
 
 # --------------------------------------------------------------------------- verification: canaries and the policy
