@@ -1,9 +1,16 @@
 #!/usr/bin/env python3
-"""shmfix.k8s benchmark: shm_patch vs a loop of kubernetes.core tasks, on the real embedded cluster.
+"""shmfix.k8s benchmark on the real embedded cluster: shm_patch against the ways an SRE does it by hand.
 
-Run with bench/.venv/bin/python (made by bench/setup.sh); `make bench` does both.
-See bench/README.md for the method. Everything talks to the real API server on loopback;
-the counting proxy (countproxy.py) only forwards and records.
+Full run (make bench; bench/.venv from bench/setup.sh, for kubernetes.core):
+    bench/.venv/bin/python bench/run.py [--n 100,1000,5000] [--repeats 3] [--phases ...]
+Quick CI variant (N=100, shm_patch vs the concurrent script vs the kubectl loop; the collection's .venv):
+    .venv/bin/python bench/run.py --quick
+
+Phases (--phases, default all): real (each contender's run on freshly reset objects), noop (reruns with
+nothing to change, next to a bare ansible-playbook), count (the API requests, through countproxy.py,
+separate from the timed runs), audit (shm_info), df (shm_df_info vs a kubectl exec loop over running
+pods), fleet (playbooks/fix-shm.yml over the local fleet). Method and commands: bench/README.md.
+Every connection goes to the API servers on 127.0.0.1; nothing is mocked.
 """
 
 import argparse
@@ -12,381 +19,752 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections import Counter, defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+import kube as kubemod
+import report
+import workload as wl
 from countproxy import CountingProxy
 
-CONTENDERS = {
-    "A": ("a_kcore_loop.yml", "kubernetes.core: k8s_info + loop of k8s (state: patched)"),
-    "A2": ("a2_kcore_batch.yml", "kubernetes.core: k8s_info + ONE k8s task with a list of patches"),
-    "B": ("b_shm_patch.yml", "shmfix.k8s.shm_patch (one task)"),
-}
-PHASES = ("check", "real", "rerun")
-PHASE_TEXT = {"check": "check mode (--check, server dry-run)", "real": "real run (writes)", "rerun": "rerun (idempotent, nothing to change)"}
-LABEL = "shmfix-bench"
+# The contenders that fix the objects, in their default order; see README "Contenders".
+WRITERS = ("shm_patch", "script_seq", "script_conc", "kubectl_loop", "kcore_loop")
+QUICK_CONTENDERS = ("shm_patch", "script_conc", "kubectl_loop")
+PHASES = ("real", "noop", "count", "audit", "df", "fleet")
+PLAYBOOKS = {"shm_patch": "b_shm_patch.yml", "kcore_loop": "a_kcore_loop.yml", "noop": "noop.yml", "shm_info": "c_shm_info.yml", "df_module": "d_shm_df.yml"}
+FLEET_NAMESPACE = "shmfix-bench-fleet"
+DF_NAMESPACE = "shmfix-bench-df"
+DF_SELECTOR = wl.LABEL + "-df=true"
 
 
 def log(msg):
     print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
 
 
-# ---------------------------------------------------------------- cluster helpers
+def median(xs):
+    return statistics.median(xs) if xs else None
 
 
-class Kubectl:
-    def __init__(self, binary, kubeconfig, context):
-        self.base = [binary, "--kubeconfig", kubeconfig, "--context", context, "--request-timeout=60s"]
-
-    def __call__(self, *args, stdin=None, check=True):
-        proc = subprocess.run(self.base + list(args), check=False, input=stdin, capture_output=True, text=True, timeout=300)
-        if check and proc.returncode != 0:
-            raise RuntimeError("kubectl %s: %s" % (" ".join(args), proc.stderr.strip()))
-        return proc.stdout
-
-    def json(self, *args):
-        return json.loads(self(*args, "-o", "json"))
+def rotate(items, k):
+    items = list(items)
+    if not items:
+        return items
+    k %= len(items)
+    return items[k:] + items[:k]
 
 
-METRIC_RE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
-LABEL_RE = re.compile(r'(\w+)="([^"]*)"')
+# ---------------------------------------------------------------- running one contender
 
 
-def deployment_metrics(kubectl):
-    """apiserver_request_total for apps/v1 deployments (no subresource), by verb(+dryRun).
-    Key "_start" holds the API server's process_start_time_seconds (a restart resets counters)."""
-    out = Counter()
-    for line in kubectl("get", "--raw", "/metrics").splitlines():
-        if line.startswith("process_start_time_seconds "):
-            out["_start"] = int(float(line.split()[1]))
-        m = METRIC_RE.match(line)
-        if not m:
-            continue
-        labels = dict(LABEL_RE.findall(m.group("labels")))
-        if labels.get("resource") != "deployments" or labels.get("group") != "apps" or labels.get("subresource"):
-            continue
-        verb = labels["verb"]
-        if labels.get("dry_run"):
-            verb += "(dryRun)"
-        out[verb] += int(float(m.group("value")))
-    return out
+class Runner:
+    """Builds and runs the contenders' commands; measures wall, CPU, peak RSS."""
 
+    def __init__(self, args, work):
+        self.args = args
+        self.work = work
+        self.python = sys.executable
+        self.ansible_playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+        self.collections_path = collections_path()
+        self.kubectl_cache = os.path.join(work, "kubectl-cache")
+        self.rss_file = os.path.join(work, "module-rss.txt")
+        self.time_file = os.path.join(work, "time.txt")
 
-def metric_delta(before, after):
-    if before.get("_start") != after.get("_start"):
-        raise ApiRestarted("the API server restarted during the run (metrics were reset)")
-    return {k: after[k] - before.get(k, 0) for k in sorted(after) if k != "_start" and after[k] - before.get(k, 0)}
+    def ansible_env(self, counting=False, tree_dir=None):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("K8S_AUTH_", "ANSIBLE_"))}
+        env.update(
+            ANSIBLE_CONFIG=os.path.join(HERE, "ansible.cfg"),
+            ANSIBLE_COLLECTIONS_PATH=self.collections_path,
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_LOCAL_TEMP=os.path.join(self.work, "ansible-local"),
+            ANSIBLE_PYTHON_INTERPRETER=os.path.join(HERE, "rss-python"),
+            SHMFIX_BENCH_PYTHON=self.python,
+            SHMFIX_BENCH_RSS_FILE=self.rss_file,
+        )
+        if tree_dir:  # counting runs: the last task result per host, as JSON (ansible-core's tree callback)
+            env.update(ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree", ANSIBLE_CALLBACK_TREE_DIR=tree_dir)
+        return env
 
+    def command(self, contender, kubeconfig, context, namespace, extra=None):
+        """(argv, env) of one run of a contender against kubeconfig/context."""
+        a = self.args
+        if contender in PLAYBOOKS:
+            ev = {"bench_kubeconfig": kubeconfig, "bench_context": context, "bench_namespace": namespace, "bench_size": a.size, "bench_workers": a.workers}
+            ev.update(extra or {})
+            argv = [
+                self.ansible_playbook,
+                "-i",
+                os.path.join(HERE, "inventory.ini"),
+                os.path.join(HERE, "playbooks", PLAYBOOKS[contender]),
+                "-e",
+                json.dumps(ev),
+            ]
+            return argv, None
+        if contender in ("script_seq", "script_conc"):
+            workers = 1 if contender == "script_seq" else a.workers
+            return [self.python, os.path.join(HERE, "sre_patch.py"), kubeconfig, context, namespace, a.size, str(workers)], {}
+        if contender in ("kubectl_loop", "df_kubectl"):
+            env = {"KUBECTL": a.kubectl, "KUBECONFIG": kubeconfig, "KUBE_CONTEXT": context, "KUBECACHEDIR": self.kubectl_cache}
+            if contender == "kubectl_loop":
+                return ["bash", os.path.join(HERE, "kubectl_loop.sh"), namespace, a.size], env
+            return ["bash", os.path.join(HERE, "kubectl_df_loop.sh"), namespace, (extra or {}).get("bench_selector", DF_SELECTOR)], env
+        raise ValueError(contender)
 
-class ApiRestarted(RuntimeError):
-    pass
-
-
-TRANSIENT = (
-    "refused",
-    "unable to connect",
-    "timeout",
-    "timed out",
-    "serviceunavailable",
-    "shutting down",
-    "eof",
-    "connection reset",
-    "did not settle",
-    "etcdserver",
-)
-
-
-def transient(err):
-    """An error of a shared cluster being restarted, not of the contender."""
-    return isinstance(err, ApiRestarted) or any(t in str(err).lower() for t in TRANSIENT)
-
-
-def wait_api(kubectl, timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if kubectl("get", "--raw", "/readyz", check=False).strip() == "ok":
-            return True
-        time.sleep(3)
-    return False
-
-
-# ---------------------------------------------------------------- workload
-
-
-def make_deployments(n, namespace):
-    """N Deployments, replicas 0, realistic shapes. Every 5th already mounts a sized /dev/shm.
-
-    i % 5 == 0,1,2: one container, memory limit 512Mi / 1Gi / 2Gi, no /dev/shm volume (to patch)
-    i % 5 == 3:     app + sidecar, both with limits, no /dev/shm volume (to patch, both mounts)
-    i % 5 == 4:     already has emptyDir dshm (Memory, 1Gi) at /dev/shm (left alone by both)
-    """
-    items = []
-    limits = ["512Mi", "1Gi", "2Gi"]
-    for i in range(n):
-        name = "bench-%03d" % i
-        shape = i % 5
-
-        def container(cname, limit, mounts=None):
-            c = {
-                "name": cname,
-                "image": "localhost/shmfix/busybox:local",
-                "imagePullPolicy": "Never",
-                "command": ["sleep", "3600"],
-                "env": [{"name": "ROLE", "value": cname}],
-                "ports": [{"containerPort": 8080, "name": "http"}] if cname == "app" else [],
-                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": limit}},
-                "volumeMounts": [{"name": "config", "mountPath": "/etc/app"}] + (mounts or []),
-            }
-            if not c["ports"]:
-                del c["ports"]
-            return c
-
-        volumes = [{"name": "config", "emptyDir": {}}]
-        if shape in (0, 1, 2):
-            containers = [container("app", limits[shape])]
-        elif shape == 3:
-            containers = [container("app", "1Gi"), container("sidecar", "128Mi")]
+    def run(self, contender, kubeconfig, context, namespace, n, extra=None, tree_dir=None, timeout=None):
+        argv, env_extra = self.command(contender, kubeconfig, context, namespace, extra)
+        if env_extra is None:
+            env = self.ansible_env(tree_dir=tree_dir)
         else:
-            containers = [container("app", "2Gi", [{"name": "dshm", "mountPath": "/dev/shm"}])]
-            volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}})
-        items.append(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": name, "namespace": namespace, "labels": {"app": name, LABEL: "true"}},
-                "spec": {
-                    "replicas": 0,
-                    "selector": {"matchLabels": {"app": name}},
-                    "template": {
-                        "metadata": {"labels": {"app": name, LABEL: "true"}},
-                        "spec": {"containers": containers, "volumes": volumes, "terminationGracePeriodSeconds": 5},
-                    },
-                },
-            }
-        )
-    return {"apiVersion": "v1", "kind": "List", "items": items}
+            env = {k: v for k, v in os.environ.items() if not k.startswith("K8S_AUTH_")}
+            env.update(env_extra)
+        return self.execute(argv, env, timeout or self.args.run_timeout or 900 + 3 * n)
+
+    def execute(self, argv, env, timeout, cwd=HERE):
+        for f in (self.rss_file, self.time_file):
+            if os.path.exists(f):
+                os.unlink(f)
+        load = os.getloadavg()[0]
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.run(
+                ["/usr/bin/time", "-f", "%M %U %S", "-o", self.time_file] + argv, check=False, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd
+            )
+            rc, out, err = proc.returncode, proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            rc, out, err = "timeout", exc.stdout or "", "timed out after %ss" % timeout
+            out = out.decode() if isinstance(out, bytes) else out
+        wall = time.monotonic() - t0
+        tree_rss = cpu = None
+        try:
+            with open(self.time_file) as f:
+                fields = [line.split() for line in f if re.match(r"^\d+ [\d.]+ [\d.]+$", line.strip())][-1]
+            tree_rss, cpu = int(fields[0]), float(fields[1]) + float(fields[2])
+        except (OSError, IndexError, ValueError):
+            pass
+        modules = []
+        if os.path.exists(self.rss_file):
+            with open(self.rss_file) as f:
+                for line in f:
+                    m = re.match(r"^(\d+) ([\d.]+) .*AnsiballZ_(\w+)\.py", line)
+                    if m:
+                        modules.append((m.group(3), int(m.group(1)), float(m.group(2))))
+        return {
+            "wall": wall,
+            "cpu": cpu,
+            "load1": load,
+            "rc": rc,
+            "tree_rss_kb": tree_rss,
+            "module_rss_kb": max((m[1] for m in modules), default=None),
+            "module_runs": len(modules),
+            "module_seconds": round(sum(m[2] for m in modules), 2) if modules else None,
+            "modules": sorted({m[0] for m in modules}),
+            "stdout_tail": out[-2000:],
+            "stderr_tail": err[-2000:],
+            "_stdout": out,
+        }
 
 
-def expected_to_patch(n):
-    return sum(1 for i in range(n) if i % 5 != 4)
+def collections_path():
+    """.collections (the shmfix.k8s checkout, `make collection`) plus the collections bundled with this venv's ansible."""
+    import site
+
+    paths = [os.path.join(ROOT, ".collections")]
+    paths += [s for s in site.getsitepackages() if os.path.isdir(os.path.join(s, "ansible_collections"))]
+    return ":".join(paths)
 
 
-def reset(kubectl, namespace, manifest_path, n, timeout=180):
-    """Delete the bench Deployments and create them anew from the generated List, then settle."""
-    kubectl("delete", "deployments", "-n", namespace, "-l", LABEL + "=true", "--wait=true", "--ignore-not-found")
-    kubectl("create", "-f", manifest_path)
-    settle(kubectl, namespace, n, timeout)
+def has_kcore():
+    import site
+
+    return any(os.path.isdir(os.path.join(s, "ansible_collections", "kubernetes", "core")) for s in site.getsitepackages())
 
 
-def settle(kubectl, namespace, n, timeout=180):
-    """Wait until the controllers are done with the namespace: every Deployment observed, RS GC'd."""
-    deadline = time.monotonic() + timeout
-    while True:
-        deps = kubectl.json("get", "deployments", "-n", namespace)["items"]
-        rss = kubectl.json("get", "replicasets", "-n", namespace)["items"]
-        observed = all((d.get("status") or {}).get("observedGeneration") == d["metadata"]["generation"] for d in deps)
-        orphans = [r for r in rss if not r["metadata"].get("ownerReferences") or r["metadata"].get("deletionTimestamp")]
-        if len(deps) == n and observed and not orphans:
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError("namespace %s did not settle in %ss (%d deployments, %d orphan RS)" % (namespace, timeout, len(deps), len(orphans)))
-        time.sleep(1)
-    time.sleep(2)  # let the controller-manager's last status writes land before a timed run
-
-
-def verify(kubectl, namespace, size, phase):
-    """After a real run: every container mounts /dev/shm from a Memory emptyDir with a sizeLimit.
-    After a check run: nothing changed (generation 1, no dshm where there was none)."""
-    problems = []
-    for d in kubectl.json("get", "deployments", "-n", namespace)["items"]:
-        name = d["metadata"]["name"]
-        spec = d["spec"]["template"]["spec"]
-        vols = {v["name"]: v for v in spec.get("volumes") or []}
-        preexisting = int(name.split("-")[1]) % 5 == 4
-        if phase == "check":
-            if d["metadata"]["generation"] != 1:
-                problems.append("%s changed by a check-mode run (generation %s)" % (name, d["metadata"]["generation"]))
-            continue
-        for c in spec["containers"]:
-            mount = next((m for m in c.get("volumeMounts") or [] if m["mountPath"] == "/dev/shm"), None)
-            vol = vols.get(mount["name"]) if mount else None
-            ed = (vol or {}).get("emptyDir")
-            want = "1Gi" if preexisting else size
-            if not ed or ed.get("medium") != "Memory" or ed.get("sizeLimit") != want:
-                problems.append("%s/%s: /dev/shm %s" % (name, c["name"], json.dumps(vol)))
-    return problems
-
-
-# ---------------------------------------------------------------- ansible runs
-
-
-def timed_sequence(kubectl, args, manifest, extra, env, c, rep):
-    """reset, then check, real, rerun of one contender; returns [(phase, run)]."""
-    out = []
-    reset(kubectl, args.namespace, manifest, args.n)
-    for phase in PHASES:
-        settle(kubectl, args.namespace, args.n)
-        m0 = deployment_metrics(kubectl)
-        r = run_playbook(CONTENDERS[c][0], extra, env, check=(phase == "check"))
-        m1 = deployment_metrics(kubectl)
-        r["metrics"] = metric_delta(m0, m1)
-        r["repeat"] = rep
-        r["problems"] = []
-        if phase in ("check", "real"):
-            r["problems"] = ["%s repeat %d: %s" % (phase, rep, x) for x in verify(kubectl, args.namespace, args.size, phase)]
-        out.append((phase, r))
-        log(
-            "repeat %d %s %-5s wall %.2fs cpu %.2fs changed %d metrics %s" % (rep, c, phase, r["wall"], r["cpu"], r["summary"]["changed_objects"], r["metrics"])
-        )
-    return out
-
-
-def ansible_env(collections_path):
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=os.path.join(HERE, "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=collections_path,
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=os.path.join(tempfile.gettempdir(), "shmfix-bench-ansible"),
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    for var in list(env):
-        if var.startswith("K8S_AUTH_"):
-            del env[var]
-    return env
-
-
-def run_playbook(playbook, extra, env, check=False, timeout=900):
-    cmd = [
-        os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-        "-i",
-        os.path.join(HERE, "inventory.ini"),
-        os.path.join(HERE, "playbooks", playbook),
-        "-e",
-        json.dumps(extra),
-    ]
-    if check:
-        cmd.append("--check")
-    load = os.getloadavg()[0]
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=timeout, cwd=HERE)
-    wall = time.monotonic() - t0
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+def patched_from_stdout(out):
     try:
-        out = json.loads(proc.stdout[proc.stdout.index("{") :])
-    except ValueError:
-        out = None
-    if proc.returncode != 0 or out is None:
-        raise RuntimeError("%s failed (rc=%s): %s %s" % (playbook, proc.returncode, failure_messages(out) if out else proc.stdout[-3000:], proc.stderr[-1500:]))
-    return {"wall": wall, "cpu": cpu, "load1": load, "summary": summarize_playbook(out)}
+        return json.loads(out.strip().splitlines()[-1])["patched"]
+    except (ValueError, IndexError, KeyError, TypeError):
+        return None
 
 
-def failure_messages(out):
-    msgs = []
-    for play in out.get("plays", []):
-        for task in play.get("tasks", []):
-            res = task["hosts"].get("localhost", {})
-            looped = isinstance(res.get("results"), list) and any(isinstance(x, dict) and "ansible_loop_var" in x for x in res["results"])
-            for it in res["results"] if looped else [res]:
-                if it.get("failed"):
-                    msgs.append("%s: %s" % (task["task"]["name"], str(it.get("msg"))[:1500]))
-    return "; ".join(msgs) or "no failed task in the output"
+def tree_result(tree_dir):
+    try:
+        with open(os.path.join(tree_dir, "localhost")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
-def summarize_playbook(out):
-    """Changed objects and module runs, from the json callback; shm_patch's own api_calls."""
-    module_runs = 0
-    changed_items = 0
-    api_calls = None
-    shm_summary = None
-    for play in out.get("plays", []):
-        for task in play.get("tasks", []):
-            res = task["hosts"].get("localhost", {})
-            looped = isinstance(res.get("results"), list) and any(isinstance(x, dict) and "ansible_loop_var" in x for x in res["results"])
-            items = res["results"] if looped else [res]
-            for it in items:
-                if it.get("skipped"):
-                    continue
-                module_runs += 1
-                if "api_calls" in it:
-                    api_calls = it["api_calls"]
-                    shm_summary = it.get("summary")
-                    changed_items += (it.get("summary") or {}).get("patched", 0)
-                elif it.get("changed"):
-                    inner = (it.get("result") or {}).get("results")
-                    if isinstance(inner, list):  # k8s with a list definition
-                        changed_items += sum(1 for r in inner if r.get("changed"))
-                    else:
-                        changed_items += 1
-    stats = out.get("stats", {}).get("localhost", {})
-    tasks = []
-    for play in out.get("plays", []):
-        for task in play.get("tasks", []):
-            d = task["task"].get("duration") or {}
+# ---------------------------------------------------------------- the bench
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix="shmfix-bench-")
+        self.runner = Runner(args, self.work)
+        self.kube = kubemod.Kube(args.kubeconfig, args.context)
+        self.proxy = None
+        self.proxy_kubeconfig = None
+        self.deadline = time.monotonic() + args.max_minutes * 60 if args.max_minutes else None
+        self.data = {"runs": [], "counts": [], "fleet": {}, "df": {}, "notes": [], "aborted": None, "settle_seconds": 0.0}
+        self.fleet_started = False
+
+    # ---- helpers
+
+    def out_of_time(self):
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def contenders_at(self, n):
+        out = [c for c in self.args.contenders if c != "kcore_loop" or n <= self.args.kcore_max_n]
+        return out
+
+    def repeats_of(self, c, n):
+        if c == "kcore_loop" and n >= 1000 and self.args.kcore_repeats:
+            return self.args.kcore_repeats
+        return self.args.repeats
+
+    def reset(self, n):
+        restored, secs = wl.reset(self.kube, self.args.namespace, n, workers=8, one_rs_each=not self.args.paused, log=log)
+        self.data["settle_seconds"] += secs
+        if restored:
+            log("  reset: %d Deployments restored, settled in %.1fs" % (restored, secs))
+        return restored
+
+    def record(self, phase, contender, n, rep, r, problems=(), **extra):
+        r = dict(r)
+        stdout = r.pop("_stdout", "")
+        rec = dict(phase=phase, contender=contender, n=n, repeat=rep, problems=list(problems), **extra)
+        rec.update(r)
+        if r["rc"] != 0:
+            rec["problems"].append("exit %s: %s %s" % (r["rc"], stdout[-800:], r["stderr_tail"][-800:]))
+        rec["ok"] = not rec["problems"]
+        self.data["runs"].append(rec)
+        log(
+            "  %-6s %-13s N=%-5d rep %d: %7.2fs  cpu %s  rss module %s tree %s  %s"
+            % (
+                phase,
+                contender,
+                n,
+                rep,
+                r["wall"],
+                "%.1fs" % r["cpu"] if r["cpu"] is not None else "?",
+                "%dM" % (r["module_rss_kb"] // 1024) if r["module_rss_kb"] else "-",
+                "%dM" % (r["tree_rss_kb"] // 1024) if r["tree_rss_kb"] else "-",
+                "ok" if rec["ok"] else "PROBLEMS: " + "; ".join(rec["problems"])[:600],
+            )
+        )
+        return rec
+
+    def generations(self):
+        return {d["metadata"]["name"]: (d["metadata"]["generation"]) for d in wl.list_deployments(self.kube, self.args.namespace)}
+
+    # ---- phases on the main cluster
+
+    def warm_up(self, n):
+        """Untimed: page cache, kubernetes.core's and kubectl's discovery caches (direct and through the proxy)."""
+        a = self.args
+        self.runner.run("noop", a.kubeconfig, a.context, a.namespace, n)
+        self.runner.run("shm_info", a.kubeconfig, a.context, a.namespace, n)
+        kcs = [(a.kubeconfig, a.context)] + ([(self.proxy_kubeconfig, a.context)] if self.proxy_kubeconfig else [])
+        for kc, ctx in kcs:
+            env = dict(os.environ, KUBECONFIG=kc, KUBECACHEDIR=self.runner.kubectl_cache)
+            subprocess.run([a.kubectl, "--context", ctx, "-n", a.namespace, "get", "deployments", "-o", "name"], env=env, capture_output=True, check=False)
+            if "kcore_loop" in a.contenders and has_kcore():
+                r = self.runner.execute(
+                    [self.runner.ansible_playbook, "-i", os.path.join(HERE, "inventory.ini"), os.path.join(HERE, "playbooks", "warm.yml"), "-e",
+                     json.dumps({"bench_kubeconfig": kc, "bench_context": ctx, "bench_namespace": a.namespace})],
+                    self.runner.ansible_env(), 300)  # fmt: skip
+                if r["rc"] != 0:
+                    raise RuntimeError("warm.yml failed: %s %s" % (r["stdout_tail"], r["stderr_tail"]))
+        if self.proxy:
+            self.proxy.take()
+
+    def measure(self, phase, c, n, rep, before=None, check=None):
+        """One timed run of contender c (after ``before()``, checked by ``check(r)`` -> problems), recorded.
+
+        The cluster is shared: when its API server restarts during the run (another session's lifecycle test),
+        the run is void and done again from ``before()``, at most twice; the retry is listed in the report.
+        """
+        a = self.args
+        for attempt in range(3):
+            pid0 = apiserver_pid()
             try:
-                secs = (datetime.datetime.fromisoformat(d["end"]) - datetime.datetime.fromisoformat(d["start"])).total_seconds()
-            except (KeyError, ValueError, AttributeError):
-                secs = None
-            tasks.append({"name": task["task"]["name"], "seconds": secs})
-    return {
-        "tasks": tasks,
-        "module_runs": module_runs,
-        "changed_objects": changed_items,
-        "shm_patch_api_calls": api_calls,
-        "shm_patch_summary": shm_summary,
-        "stats": stats,
-    }
+                if before:
+                    before()
+                r = self.runner.run(c, a.kubeconfig, a.context, a.namespace, n)
+                problems = check(r) if check else []
+            except Exception as err:
+                if attempt == 2 or (self.kube.ready() and apiserver_pid() == pid0):
+                    raise
+                self.retry("%s %s N=%d repeat %d: %s" % (phase, c, n, rep, str(err)[:300]))
+                continue
+            if (apiserver_pid() != pid0 or (r["rc"] != 0 and not self.kube.ready())) and attempt < 2:
+                self.retry("%s %s N=%d repeat %d: the API server restarted or went away during the run" % (phase, c, n, rep))
+                continue
+            return self.record(phase, c, n, rep, r, problems)
+
+    def retry(self, what):
+        self.data["notes"].append("voided and redone (shared cluster): " + what)
+        log("  RETRY " + what)
+        if not self.kube.wait_ready(600):
+            raise RuntimeError("the API server did not come back within 10 min")
+
+    def phase_real(self, n):
+        a = self.args
+        order = self.contenders_at(n) + (["shm_info"] if "audit" in a.phases else [])
+        reps = max(self.repeats_of(c, n) for c in order)
+
+        def fixed(c):
+            def check(r):
+                problems = wl.verify_fixed(self.kube, a.namespace, n, a.size)[:5]
+                patched = patched_from_stdout(r["_stdout"]) if c not in PLAYBOOKS else None
+                if patched is not None and patched != wl.to_patch(n):
+                    problems.append("reported %d patched, expected %d" % (patched, wl.to_patch(n)))
+                return problems
+
+            return check
+
+        for rep in range(reps):
+            if self.out_of_time():
+                self.data["aborted"] = "--max-minutes reached at N=%d, real repeat %d" % (n, rep)
+                return
+            for c in rotate(order, rep):
+                if rep >= self.repeats_of(c, n):
+                    continue
+                if c == "shm_info":
+                    self.measure("audit", c, n, rep, before=lambda: self.reset(n), check=lambda _r: wl.verify_original(self.kube, a.namespace, n))
+                else:
+                    self.measure("real", c, n, rep, before=lambda: self.reset(n), check=fixed(c))
+
+    def fix_all(self, n):
+        """Untimed: every object fixed by shm_patch (the state of the no-op reruns), then settled."""
+        a = self.args
+        self.reset(n)
+        r = self.runner.run("shm_patch", a.kubeconfig, a.context, a.namespace, n)
+        problems = wl.verify_fixed(self.kube, a.namespace, n, a.size)
+        if r["rc"] != 0 or problems:
+            raise RuntimeError("could not fix the objects for the no-op phase: rc %s %s %s" % (r["rc"], problems[:3], r["stdout_tail"]))
+        self.data["settle_seconds"] += wl.settle(self.kube, a.namespace, n, one_rs_each=not a.paused, log=log)
+
+    def phase_noop(self, n):
+        self.fix_all(n)
+        state = {"generations": self.generations()}
+        order = self.contenders_at(n) + ["noop"]
+        reps = max(self.repeats_of(c, n) for c in order)
+
+        def unchanged(c):
+            def check(r):
+                problems = []
+                after = self.generations()
+                changed = [k for k in state["generations"] if after.get(k) != state["generations"][k]]
+                if changed:
+                    problems.append("%d Deployments written by a no-op rerun (e.g. %s)" % (len(changed), changed[:3]))
+                    state["generations"] = after
+                patched = patched_from_stdout(r["_stdout"]) if c not in PLAYBOOKS else None
+                if patched:
+                    problems.append("reported %d patched on a no-op rerun" % patched)
+                return problems
+
+            return check
+
+        for rep in range(reps):
+            if self.out_of_time():
+                self.data["aborted"] = "--max-minutes reached at N=%d, no-op repeat %d" % (n, rep)
+                return
+            for c in rotate(order, rep):
+                if rep >= self.repeats_of(c, n):
+                    continue
+                self.measure("rerun", c, n, rep, check=None if c == "noop" else unchanged(c))
+
+    def count(self, phase, c, n, extra=None):
+        a = self.args
+        tree = os.path.join(self.work, "tree")
+        shutil.rmtree(tree, ignore_errors=True)
+        self.proxy.take()
+        r = self.runner.run(c, self.proxy_kubeconfig, a.context, a.namespace, n, extra=extra, tree_dir=tree if c in PLAYBOOKS else None)
+        requests = self.proxy.take()
+        res = tree_result(tree) if c in PLAYBOOKS else {}
+        rec = {
+            "phase": phase,
+            "contender": c,
+            "n": n,
+            "rc": r["rc"],
+            "requests": requests,
+            "api_calls": res.get("api_calls"),
+            "summary": res.get("summary"),
+            "wall_through_proxy": r["wall"],
+        }
+        if r["rc"] != 0:
+            rec["problem"] = "exit %s: %s %s" % (r["rc"], r["stdout_tail"][-600:], r["stderr_tail"][-600:])
+        self.data["counts"].append(rec)
+        verbs = {}
+        for x in requests:
+            key = "%s %s" % (x["verb"], x["resource"])
+            verbs[key] = verbs.get(key, 0) + 1
+        log(
+            "  count  %-13s N=%-5d %-5s %5d requests %s%s"
+            % (c, n, phase, len(requests), verbs, "" if rec["api_calls"] is None else " (api_calls %s)" % rec["api_calls"])
+        )
+        return rec
+
+    def phase_count(self, n):
+        """One counted run per contender and phase through the proxy (not timed). No settle wait before these:
+        the controllers' state changes no contender's requests (none of them sends a resourceVersion precondition)."""
+        a = self.args
+        writers = self.contenders_at(n)
+        for c in [w for w in writers if w != "shm_patch"] + (["shm_patch"] if "shm_patch" in writers else []):
+            self.restore_only(n)
+            self.count("real", c, n)
+            problems = wl.verify_fixed(self.kube, a.namespace, n, a.size)
+            if problems:
+                self.data["notes"].append("counting run %s N=%d did not fix everything: %s" % (c, n, problems[:3]))
+        if "shm_patch" not in writers:
+            return
+        for c in writers:  # the objects are now fixed (last real count was shm_patch's)
+            self.count("rerun", c, n)
+        if "audit" in a.phases:
+            self.restore_only(n)
+            self.count("audit", "shm_info", n)
+        self.reset(n)
+
+    def restore_only(self, n):
+        """The objects back to their original template, without waiting for the controllers."""
+        return wl.restore(self.kube, self.args.namespace)
+
+    # ---- df
+
+    def phase_df(self):
+        a = self.args
+        per_node = a.df_pods // 2
+        log("df: %d running pods (%d per node) in %s" % (2 * per_node, per_node, DF_NAMESPACE))
+        t0 = time.monotonic()
+        pods = wl.ensure_df_pods(self.kube, DF_NAMESPACE, per_node, log=log)
+        self.data["df"] = {"pods": sum(len(v) for v in pods.values()), "per_node": per_node, "start_seconds": time.monotonic() - t0}
+        extra = {"bench_selector": DF_SELECTOR, "bench_expected": 2 * per_node}
+        # untimed: warm-up, and the two must measure the same sizes
+        dump = os.path.join(self.work, "df.json")
+        rm = self.runner.run("df_module", a.kubeconfig, a.context, DF_NAMESPACE, 60, extra=dict(extra, bench_dump=dump))
+        rk = self.runner.run("df_kubectl", a.kubeconfig, a.context, DF_NAMESPACE, 60, extra=extra)
+        kubectl_sizes = {}
+        for line in rk["_stdout"].splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[2].isdigit():
+                kubectl_sizes[parts[0]] = int(parts[2]) * 1024
+        module_sizes = {}
+        try:
+            with open(dump) as f:
+                res = json.load(f)
+            for e in res.get("shm_df") or (res.get("ansible_facts") or {}).get("shm_df") or []:
+                module_sizes[e["pod"]] = e.get("size_bytes")
+        except (OSError, ValueError, KeyError):
+            pass
+        differ = sorted(p for p in set(kubectl_sizes) | set(module_sizes) if kubectl_sizes.get(p) != module_sizes.get(p))
+        self.data["df"].update(
+            module_measured=len(module_sizes), kubectl_measured=len(kubectl_sizes), differ=differ[:10], sizes=sorted(set(module_sizes.values()), key=str)
+        )
+        if rm["rc"] != 0 or differ or len(module_sizes) != 2 * per_node:
+            self.data["notes"].append(
+                "df check: module rc %s measured %d pods, the kubectl loop %d; sizes differ for %s %s"
+                % (rm["rc"], len(module_sizes), len(kubectl_sizes), differ[:5], rm["stdout_tail"][-400:])
+            )
+        for rep in range(a.repeats):
+            for c in rotate(["df_module", "df_kubectl"], rep):
+                r = self.runner.run(c, a.kubeconfig, a.context, DF_NAMESPACE, 60, extra=extra)
+                problems = []
+                if c == "df_kubectl":
+                    got = sum(1 for line in r["_stdout"].splitlines() if "/dev/shm" in line)
+                    if got != 2 * per_node:
+                        problems.append("measured %d pods, expected %d" % (got, 2 * per_node))
+                self.record("df", c, 2 * per_node, rep, r, problems)
+
+    # ---- fleet
+
+    def fleet_kube(self, i):
+        return kubemod.Kube(os.path.join(ROOT, ".localcluster", "fleet", "kubeconfig"), "shmfix-fleet-%d" % i)
+
+    def fleet_ready(self, i):
+        try:
+            return self.fleet_kube(i).ready()
+        except Exception:  # noqa: BLE001 - no kubeconfig / context yet
+            return False
+
+    def fleet_up(self):
+        a = self.args
+        before = [i for i in range(1, 100) if os.path.exists(fleet_pidfile(i)) and pid_of(fleet_pidfile(i))]
+        if all(self.fleet_ready(i) for i in range(1, a.fleet + 1)):
+            return
+        self.fleet_started = not before
+        log("fleet: make fleet-up FLEET=%d (running before: %s)" % (a.fleet, before or "none"))
+        proc = subprocess.run(["make", "-C", ROOT, "fleet-up", "FLEET=%d" % a.fleet], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError("make fleet-up FLEET=%d failed: %s %s" % (a.fleet, proc.stdout[-1500:], proc.stderr[-1500:]))
+
+    def fleet_reset(self, clusters):
+        a = self.args
+
+        def one(i):
+            k = self.fleet_kube(i)
+            wl.ensure(k, FLEET_NAMESPACE, a.fleet_workloads, log=lambda m: log("  shmfix-fleet-%d: %s" % (i, m)), paused=False)
+            return wl.reset(k, FLEET_NAMESPACE, a.fleet_workloads, one_rs_each=True, log=log)
+
+        t0 = time.monotonic()
+        kubemod.pmap(one, clusters, workers=len(clusters))
+        log("  fleet reset of %s: %.1fs" % (clusters, time.monotonic() - t0))
+
+    def fleet_command(self, clusters, report_dir):
+        a = self.args
+        ev = {
+            "shmfix_clusters": ":".join("shmfix-fleet-%d" % i for i in clusters),
+            "remediate_namespaces": [FLEET_NAMESPACE],
+            "remediate_size_limit": a.size,
+            "remediate_existing": "keep",
+        }
+        if a.fleet_batch_size:
+            ev["remediate_batch_size"] = a.fleet_batch_size
+        argv = [
+            self.runner.ansible_playbook,
+            "-i",
+            os.path.join(ROOT, "inventories", "fleet-local.yml"),
+            os.path.join(ROOT, "playbooks", "fix-shm.yml"),
+            "-e",
+            json.dumps(ev),
+        ]
+        env = self.runner.ansible_env()
+        env.update(ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), SHMFIX_REPORT_DIR=report_dir)
+        env.pop("ANSIBLE_PYTHON_INTERPRETER")  # fix_shm.yml sets the interpreter (ansible_playbook_python)
+        return argv, env
+
+    def fleet_verify(self, clusters):
+        a = self.args
+        out = {}
+        for i in clusters:
+            try:
+                out[i] = wl.verify_fixed(self.fleet_kube(i), FLEET_NAMESPACE, a.fleet_workloads, a.size)
+            except Exception as err:  # noqa: BLE001
+                out[i] = ["cannot verify: %s" % err]
+        return out
+
+    def fleet_run(self, label, clusters, rep, victim=None):
+        a = self.args
+        report_dir = os.path.join(self.work, "reports-%s-%d" % (label, rep))
+        os.makedirs(report_dir, exist_ok=True)
+        argv, env = self.fleet_command(clusters, report_dir)
+        killed = {}
+        stop = threading.Event()
+        if victim is not None:
+            threading.Thread(target=self.kill_halfway, args=(victim, stop, killed), daemon=True).start()
+        r = self.runner.execute(argv, env, a.run_timeout or 3600, cwd=ROOT)
+        stop.set()
+        rep_json = {}
+        found = sorted(os.listdir(report_dir))
+        if found:
+            try:
+                with open(os.path.join(report_dir, found[-1], "report.json")) as f:
+                    rep_json = json.load(f)
+            except (OSError, ValueError):
+                pass
+        statuses = {c["name"]: c["status"] for c in rep_json.get("clusters", [])}
+        verified = self.fleet_verify([i for i in clusters if i != victim])
+        problems = []
+        for i, probs in verified.items():
+            if probs:
+                problems.append("shmfix-fleet-%d not fixed: %s" % (i, probs[:2]))
+        for i in clusters:
+            if i != victim and statuses.get("shmfix-fleet-%d" % i) != "ok":
+                problems.append("shmfix-fleet-%d reported %s" % (i, statuses.get("shmfix-fleet-%d" % i)))
+        r = dict(r)
+        if victim is None:
+            return self.record("fleet", label, a.fleet_workloads, rep, r, problems, clusters=len(clusters), statuses=statuses)
+        # the failure run: a non-zero exit and the victim reported failed/unreachable are what is expected
+        vname = "shmfix-fleet-%d" % victim
+        if not killed.get("pid"):
+            problems.append("the apiserver of %s was not killed (%s)" % (vname, killed.get("why", "?")))
+        if statuses.get(vname) not in ("failed", "unreachable"):
+            problems.append("%s reported %r, expected failed or unreachable" % (vname, statuses.get(vname)))
+        if r["rc"] == 0:
+            problems.append("exit code 0 although %s was stopped" % vname)
+        r["rc_expected_nonzero"] = r["rc"]
+        r["rc"] = 0  # do not count the expected failure as a problem
+        failure = next((c.get("failure") for c in rep_json.get("clusters", []) if c["name"] == vname), None)
+        return self.record(
+            "fleet_failure",
+            label,
+            a.fleet_workloads,
+            rep,
+            r,
+            problems,
+            clusters=len(clusters),
+            statuses=statuses,
+            victim=vname,
+            killed=killed,
+            victim_failure=failure,
+        )
+
+    def kill_halfway(self, victim, stop, killed):
+        """Kill the victim's kube-apiserver (by its pid file) once half of its Deployments are fixed."""
+        a = self.args
+        k = self.fleet_kube(victim)
+        t0 = time.monotonic()
+        while not stop.is_set():
+            try:
+                fixed = sum(1 for d in wl.list_deployments(k, FLEET_NAMESPACE) if not wl.is_original(d))
+            except Exception:  # noqa: BLE001 - not reachable yet
+                fixed = 0
+            if fixed >= wl.to_patch(a.fleet_workloads) / 2:  # half of what the run has to fix
+                break
+            stop.wait(0.5)
+        if stop.is_set():
+            killed["why"] = "the run ended before the victim was half done"
+            return
+        pidfile = fleet_pidfile(victim)
+        pid = pid_of(pidfile)
+        if not pid:
+            killed["why"] = "no live pid in %s" % pidfile
+            return
+        os.kill(pid, signal.SIGKILL)
+        killed.update(pid=pid, pidfile=pidfile, after_seconds=round(time.monotonic() - t0, 1), fixed_before_kill=fixed)
+        log(
+            "  fleet: killed kube-apiserver of shmfix-fleet-%d (pid %d from %s) after %.1fs, %d Deployments fixed"
+            % (victim, pid, pidfile, killed["after_seconds"], fixed)
+        )
+
+    def phase_fleet(self):
+        a = self.args
+        clusters = list(range(1, a.fleet + 1))
+        self.fleet_up()
+        log("fleet: %d clusters x %d workloads (namespace %s)" % (a.fleet, a.fleet_workloads, FLEET_NAMESPACE))
+        self.data["fleet"] = {"clusters": a.fleet, "workloads": a.fleet_workloads, "batch_size": a.fleet_batch_size}
+        runs = [("fleet_1", [1]), ("fleet_all", clusters)]
+        for rep in range(a.repeats):
+            for label, cl in rotate(runs, rep):
+                self.fleet_reset(cl)
+                self.fleet_run(label, cl, rep)
+        if a.fleet_failure:
+            victim = clusters[-1]
+            self.fleet_reset(clusters)
+            self.fleet_run("fleet_failure", clusters, 0, victim=victim)
+            log("fleet: restarting shmfix-fleet-%d: make fleet-up FLEET=%d" % (victim, a.fleet))
+            t0 = time.monotonic()
+            proc = subprocess.run(["make", "-C", ROOT, "fleet-up", "FLEET=%d" % a.fleet], capture_output=True, text=True, check=False)
+            back = proc.returncode == 0 and self.fleet_kube(victim).wait_ready(120)
+            self.data["fleet"]["restart"] = {
+                "rc": proc.returncode,
+                "ready": back,
+                "seconds": round(time.monotonic() - t0, 1),
+                "tail": proc.stdout[-600:] + proc.stderr[-600:],
+            }
+            if back:  # the restarted cluster has its objects and can be fixed again
+                self.fleet_reset([victim])
+
+    def fleet_cleanup(self):
+        a = self.args
+        for i in range(1, a.fleet + 1):
+            try:
+                self.fleet_kube(i).delete_namespace(FLEET_NAMESPACE)
+            except Exception as err:  # noqa: BLE001
+                log("fleet cleanup shmfix-fleet-%d: %s" % (i, err))
+        if self.fleet_started and not a.keep_fleet:
+            others = [i for i in range(a.fleet + 1, 100) if pid_of(fleet_pidfile(i))]
+            if others:
+                log("fleet: left running: clusters %s were started by someone else meanwhile (make fleet-down would stop them too)" % others)
+                return
+            log("fleet: make fleet-down (the bench started the fleet)")
+            subprocess.run(["make", "-C", ROOT, "fleet-down"], capture_output=True, text=True, check=False)
+
+    # ---- main
+
+    def run(self):
+        a = self.args
+        if any(p in a.phases for p in ("real", "noop", "count", "audit")):
+            if "count" in a.phases:
+                self.proxy = CountingProxy(a.kubeconfig, a.context).start()
+                self.proxy_kubeconfig = self.proxy.write_kubeconfig(os.path.join(self.work, "proxy-kubeconfig"), a.context)
+            for n in a.n:
+                if self.out_of_time():
+                    self.data["aborted"] = "--max-minutes reached before N=%d" % n
+                    break
+                log("N=%d: %d Deployments in %s (%d to patch)" % (n, n, a.namespace, wl.to_patch(n)))
+                t0 = time.monotonic()
+                wl.ensure(self.kube, a.namespace, n, log=log, paused=a.paused)
+                self.reset(n)
+                log("  objects ready in %.1fs" % (time.monotonic() - t0))
+                self.warm_up(n)
+                if "real" in a.phases or "audit" in a.phases:
+                    self.phase_real(n)
+                if "noop" in a.phases:
+                    self.phase_noop(n)
+                if "count" in a.phases and n in a.count_n:
+                    self.phase_count(n)
+        if "df" in a.phases and not self.out_of_time():
+            self.phase_df()
+        if "fleet" in a.phases and not self.out_of_time():
+            self.phase_fleet()
+
+    def cleanup(self):
+        a = self.args
+        if self.proxy:
+            self.proxy.stop()
+        if not a.keep:
+            for ns in (a.namespace, DF_NAMESPACE):
+                try:
+                    self.kube.delete_namespace(ns)
+                except Exception as err:  # noqa: BLE001
+                    log("cleanup %s: %s" % (ns, err))
+            if "fleet" in a.phases:
+                self.fleet_cleanup()
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
-# ---------------------------------------------------------------- reporting
+def apiserver_pid():
+    return pid_of(os.path.join(ROOT, ".localcluster", "run", "kube-apiserver.pid"))
 
 
-def fmt_counts(counter, keys=None):
-    if not counter:
-        return "0"
-    keys = keys or sorted(counter)
-    return ", ".join("%s %d" % (k, counter[k]) for k in keys if counter.get(k))
+def fleet_pidfile(i):
+    return os.path.join(ROOT, ".localcluster", "fleet", "run", "shmfix-fleet-%d-kube-apiserver.pid" % i)
 
 
-def proxy_breakdown(records):
-    """(deployments by verb, other by resource:verb, total, failed-status count)."""
-    dep = Counter()
-    other = Counter()
-    bad = 0
-    for r in records:
-        if r["resource"] == "deployments":
-            dep[r["verb"]] += 1
-        else:
-            other["%s %s" % (r["verb"], r["resource"])] += 1
-        if r["status"] >= 400:
-            bad += 1
-    return dep, other, len(records), bad
+def pid_of(pidfile):
+    """The live pid a localcluster pid file names ("<pid> <binary>"), checked against /proc/<pid>/exe, or None."""
+    try:
+        with open(pidfile) as f:
+            parts = f.read().split()
+        pid = int(parts[0])
+        exe = os.readlink("/proc/%d/exe" % pid).replace(" (deleted)", "")
+        if len(parts) > 1 and exe != parts[1]:
+            return None
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return None
+        return pid
+    except (OSError, ValueError, IndexError):
+        return None
 
 
-def versions(kubectl):
+# ---------------------------------------------------------------- versions, arguments
+
+
+def versions(args, kube):
     import ansible.release
     import kubernetes
 
-    def collection_version(name):
+    def coll_version(name):
         import importlib.util
 
-        spec = importlib.util.find_spec("ansible_collections." + name)
+        try:
+            spec = importlib.util.find_spec("ansible_collections." + name)
+        except ModuleNotFoundError:
+            spec = None
         if spec is None:
-            return "missing"
+            return None
         path = next(iter(spec.submodule_search_locations))
         for fname in ("MANIFEST.json", "galaxy.yml"):
             p = os.path.join(path, fname)
@@ -399,16 +777,18 @@ def versions(kubectl):
                 return m.group(1) if m else "?"
         return "?"
 
-    try:
-        from importlib.metadata import version as dist_version
-
-        ansible_pkg = dist_version("ansible")
-    except ImportError:
-        ansible_pkg = "?"
-    server = kubectl.json("version")["serverVersion"]["gitVersion"]
-    nodes = kubectl.json("get", "nodes")["items"]
+    sys.path.insert(0, os.path.join(ROOT, ".collections"))
     git = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "plugins"], capture_output=True, text=True, check=False).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", ROOT, "status", "--porcelain", "--", "plugins", "roles", "playbooks"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    kubectl = subprocess.run([args.kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True, check=False).stdout
+    try:
+        kubectl = json.loads(kubectl)["clientVersion"]["gitVersion"]
+    except (ValueError, KeyError):
+        kubectl = "?"
+    server = kube.get("/version").get("gitVersion")
+    nodes = kube.list("/api/v1/nodes")
     cpu = "?"
     try:
         with open("/proc/cpuinfo") as f:
@@ -418,433 +798,171 @@ def versions(kubectl):
     mem = "?"
     try:
         with open("/proc/meminfo") as f:
-            kb = int(f.readline().split()[1])
-        mem = "%.1f GiB" % (kb / 1024 / 1024)
+            mem = "%.1f GiB" % (int(f.readline().split()[1]) / 1024 / 1024)
     except (OSError, ValueError, IndexError):
         pass
+    try:
+        from importlib.metadata import version as dist_version
+
+        ansible_pkg = dist_version("ansible")
+    except Exception:  # noqa: BLE001 - not installed in the collection's .venv
+        ansible_pkg = None
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "memory": mem,
         "kernel": platform.release(),
-        "python": platform.python_version(),
+        "python": "%s (%s)" % (platform.python_version(), sys.executable),
         "ansible_core": ansible.release.__version__,
         "ansible_package": ansible_pkg,
-        "kubernetes_core": collection_version("kubernetes.core"),
-        "shmfix_k8s": "%s (git %s%s)" % (collection_version("shmfix.k8s"), git, ", plugins/ has uncommitted changes" if dirty else ""),
+        "kubernetes_core": coll_version("kubernetes.core"),
         "kubernetes_client": kubernetes.__version__,
+        "kubectl": kubectl,
+        "shmfix_k8s": "%s (git %s%s)" % (coll_version("shmfix.k8s"), git, "; plugins/roles/playbooks have uncommitted changes" if dirty else ""),
         "server": server,
         "kubelets": ", ".join("%s %s" % (n["metadata"]["name"], n["status"]["nodeInfo"]["kubeletVersion"]) for n in nodes),
     }
 
 
-def median(xs):
-    return statistics.median(xs) if xs else float("nan")
+def int_list(text):
+    return sorted({int(x) for x in str(text).split(",") if x.strip()})
 
 
-def write_report(path, args, ver, data, notes, argv):
-    n = args.n
-    lines = []
-    w = lines.append
-    w("# shmfix.k8s benchmark: shm_patch vs kubernetes.core (%s)" % data["started"])
-    w("")
-    w("Written by `bench/run.py`; do not edit by hand. Method: bench/README.md.")
-    w("")
-    w("Command: `%s`" % " ".join(argv))
-    w("")
-    w("## Machine and versions")
-    w("")
-    w("| item | value |")
-    w("|---|---|")
-    for k in (
-        "nproc",
-        "cpu",
-        "memory",
-        "kernel",
-        "python",
-        "ansible_core",
-        "ansible_package",
-        "kubernetes_core",
-        "kubernetes_client",
-        "shmfix_k8s",
-        "server",
-        "kubelets",
-    ):
-        w("| %s | %s |" % (k, ver[k]))
-    w("")
-    w("## Workload")
-    w("")
-    w(
-        "N = %d Deployments (replicas 0) in namespace `%s`; %d need a /dev/shm volume (1 or 2 containers each), "
-        "%d already mount a sized memory-backed /dev/shm and must be left alone. Size: %s. "
-        "Timed repeats per contender and phase: %d (median, min-max shown); "
-        "the namespace is reset (Deployments deleted and re-created, controllers settled) before each check+real+rerun sequence."
-        % (n, args.namespace, expected_to_patch(n), n - expected_to_patch(n), args.size, data["repeats_done"])
-    )
-    w("")
-    w("Contenders:")
-    w("")
-    for c in args.contenders:
-        w("- **%s**: %s (`bench/playbooks/%s`)" % (c, CONTENDERS[c][1], CONTENDERS[c][0]))
-    w("- **noop**: `ansible-playbook` with one debug task: the fixed start-up cost inside every wall time below.")
-    w("")
-    w("## Wall time (seconds, whole `ansible-playbook` process)")
-    w("")
-    w("| contender | phase | wall median | min-max | CPU s (median) | module runs | objects changed | load1 before (max) | vs A |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    noop = data["noop"]
-    if noop:
-        w(
-            "| noop | - | %.2f | %.2f-%.2f | %.2f | 0 | 0 | %.2f | |"
-            % (median(noop["wall"]), min(noop["wall"]), max(noop["wall"]), median(noop["cpu"]), max(noop["load1"]))
-        )
-    for phase in PHASES:
-        base = median([r["wall"] for r in data["timed"].get("A", {}).get(phase, [])]) if "A" in data["timed"] else None
-        for c in args.contenders:
-            runs = data["timed"].get(c, {}).get(phase, [])
-            if not runs:
-                continue
-            walls = [r["wall"] for r in runs]
-            cpus = [r["cpu"] for r in runs]
-            s = runs[-1]["summary"]
-            ratio = ""
-            if base and c != "A":
-                ratio = "%.1fx faster" % (base / median(walls)) if median(walls) <= base else "%.1fx SLOWER" % (median(walls) / base)
-            w(
-                "| %s | %s | **%.2f** | %.2f-%.2f | %.2f | %d | %d | %.2f | %s |"
-                % (c, phase, median(walls), min(walls), max(walls), median(cpus), s["module_runs"], s["changed_objects"], max(r["load1"] for r in runs), ratio)
-            )
-    w("")
-    w("`module runs`: Ansible module executions (one Python process each; skipped loop items not counted). ")
-    w("`objects changed`: Deployments reported changed (check mode: would change). ")
-    w("`CPU s`: user+system CPU of ansible-playbook and every process it started (not the API server's). ")
-    w("`load1 before`: the machine's 1-minute load average when the run started (2 cores; the API server, etcd, the controllers and the kubelets share them).")
-    w("")
-    w("### Where the time goes (median seconds per task, from the json callback)")
-    w("")
-    w("| contender | phase | tasks |")
-    w("|---|---|---|")
-    for phase in PHASES:
-        for c in args.contenders:
-            runs = data["timed"].get(c, {}).get(phase, [])
-            if not runs or "tasks" not in runs[0]["summary"]:
-                continue
-            names = [tk["name"] for tk in runs[0]["summary"]["tasks"]]
-            cells = []
-            for i, name in enumerate(names):
-                secs = [r["summary"]["tasks"][i]["seconds"] for r in runs if len(r["summary"]["tasks"]) > i and r["summary"]["tasks"][i]["seconds"] is not None]
-                cells.append("%s: %.2f" % (name, median(secs)) if secs else name)
-            w("| %s | %s | %s |" % (c, phase, "; ".join(cells)))
-    w("")
-    w("## API requests made by each contender (exact, from the counting proxy)")
-    w("")
-    w(
-        "One extra run per contender and phase through `bench/countproxy.py`, a pass-through on 127.0.0.1 that "
-        "forwards every request to the real API server and records it. These runs are not timed. "
-        "Discovery = GET /api, /apis, /apis/<group>/<version> and /version (kubernetes.core's discovery cache was warm, as on any machine that ran it before)."
-    )
-    w("")
-    w("| contender | phase | total requests | deployments by verb | other requests | HTTP errors | shm_patch's own `api_calls` |")
-    w("|---|---|---:|---|---|---:|---:|")
-    for phase in PHASES:
-        for c in args.contenders:
-            rec = data["counted"].get(c, {}).get(phase)
-            if rec is None:
-                continue
-            dep, other, total, bad = proxy_breakdown(rec["requests"])
-            own = rec["summary"]["shm_patch_api_calls"]
-            w("| %s | %s | **%d** | %s | %s | %d | %s |" % (c, phase, total, fmt_counts(dep), fmt_counts(other), bad, "" if own is None else own))
-    if data.get("cold"):
-        w("")
-        dep, other, total, bad = proxy_breakdown(data["cold"])
-        w(
-            "Cold start (first kubernetes.core run against a new API server URL, empty discovery cache): a single k8s_info made %d requests (%s; %s)."
-            % (total, fmt_counts(dep), fmt_counts(other))
-        )
-    w("")
-    w('## Server-side cross-check: `apiserver_request_total{resource="deployments"}` deltas')
-    w("")
-    w(
-        "From the API server's own `/metrics`, before/after each timed run, verbs of apps/v1 deployments without subresource "
-        "(the controllers' status writes are excluded). These counters are cluster-wide: anything else touching Deployments at "
-        "the same time (another test, the deployment controller's own updates) shows up too. Median over the timed repeats."
-    )
-    w("")
-    w("| contender | phase | deployments requests by verb (median) | timed runs whose deltas equal the proxy count |")
-    w("|---|---|---|---:|")
-    for phase in PHASES:
-        for c in args.contenders:
-            runs = data["timed"].get(c, {}).get(phase, [])
-            if not runs:
-                continue
-            verbs = sorted({v for r in runs for v in r["metrics"]})
-            med = {v: median([r["metrics"].get(v, 0) for r in runs]) for v in verbs}
-            rec = data["counted"].get(c, {}).get(phase)
-            agree = ""
-            if rec is not None:
-                dep = proxy_breakdown(rec["requests"])[0]
-                want = {k.upper().replace("(DRYRUN)", "(dryRun)"): v for k, v in dep.items()}
-                agree = "%d/%d" % (sum(1 for r in runs if r["metrics"] == want), len(runs))
-            w("| %s | %s | %s | %s |" % (c, phase, ", ".join("%s %g" % (v, med[v]) for v in verbs if med[v]) or "0", agree))
-    w("")
-    w("## Findings")
-    w("")
-    for note in notes:
-        w("- " + note)
-    w("")
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
-
-
-def findings(args, data):
-    notes = []
-    t = data["timed"]
-    for phase in PHASES:
-        if "A" in t and "B" in t and t["A"].get(phase) and t["B"].get(phase):
-            a = median([r["wall"] for r in t["A"][phase]])
-            b = median([r["wall"] for r in t["B"][phase]])
-            if b < a:
-                notes.append("%s: shm_patch %.2f s vs the kubernetes.core loop %.2f s (%.1fx faster)." % (PHASE_TEXT[phase], b, a, a / b))
-            else:
-                notes.append("%s: shm_patch is NOT faster: %.2f s vs the kubernetes.core loop %.2f s." % (PHASE_TEXT[phase], b, a))
-        if "A2" in t and "B" in t and t["A2"].get(phase) and t["B"].get(phase):
-            a2 = median([r["wall"] for r in t["A2"][phase]])
-            b = median([r["wall"] for r in t["B"][phase]])
-            notes.append(
-                "%s: against the batched kubernetes.core task (A2, %.2f s) shm_patch (%.2f s) is %s."
-                % (PHASE_TEXT[phase], a2, b, ("%.1fx faster" % (a2 / b)) if b < a2 else ("%.1fx slower" % (b / a2)))
-            )
-    if data["noop"]:
-        notes.append("Fixed ansible-playbook start-up (noop): %.2f s, included in every wall time." % median(data["noop"]["wall"]))
-    to_patch = expected_to_patch(args.n)
-    per_object = []
-    for c in args.contenders:
-        real, rerun = t.get(c, {}).get("real"), t.get(c, {}).get("rerun")
-        if real and rerun and to_patch:
-            cost = (median([r["wall"] for r in real]) - median([r["wall"] for r in rerun])) / to_patch
-            cpu = median([r["cpu"] for r in real]) / max(median([r["wall"] for r in real]), 1e-9)
-            per_object.append("%s %.0f ms (CPU/wall of the real run %.0f%%)" % (c, cost * 1000, cpu * 100))
-    if per_object:
-        notes.append(
-            "Marginal cost per patched Deployment, (real - rerun) / %d: %s. A CPU/wall near 100%% means the run is bound by the Ansible side's CPU, not by the API server."
-            % (to_patch, "; ".join(per_object))
-        )
-    for c, phases in data["counted"].items():
-        for phase, rec in phases.items():
-            dep, other, total, bad = proxy_breakdown(rec["requests"])
-            own = rec["summary"]["shm_patch_api_calls"]
-            if own is not None and own != total:
-                notes.append("%s %s: shm_patch reports api_calls=%s but %d requests went over the wire." % (c, phase, own, total))
-            if bad:
-                errs = Counter("%s %s -> %s" % (r["method"], r["path"], r["status"]) for r in rec["requests"] if r["status"] >= 400)
-                notes.append("%s %s: %d requests failed: %s" % (c, phase, bad, "; ".join("%s (x%d)" % kv for kv in errs.most_common(5))))
-            if c == "B":
-                to_patch = expected_to_patch(args.n) if phase != "rerun" else 0
-                writes = sum(v for k, v in dep.items() if k.startswith(("patch", "update", "apply")))
-                reads = sum(v for k, v in dep.items() if k.startswith("get"))
-                lists = sum(v for k, v in dep.items() if k.startswith("list"))
-                minimum = 1 + to_patch
-                if writes + reads + lists > minimum:
-                    notes.append(
-                        "B %s: %d Deployment requests where 1 list + %d writes = %d would do (%s)."
-                        % (phase, writes + reads + lists, to_patch, minimum, fmt_counts(dep))
-                    )
-                if other:
-                    notes.append(
-                        "B %s: besides the Deployment list and writes it made %s (%d request(s) above the minimum of %d)."
-                        % (phase, fmt_counts(other), sum(other.values()), minimum)
-                    )
-    for c, probs in data["verify"].items():
-        if probs:
-            notes.append("VERIFY FAILED for %s: %s" % (c, "; ".join(probs[:5])))
-        else:
-            notes.append(
-                "%s: outcome verified after every real run (every container of every Deployment mounts a Memory emptyDir with the expected sizeLimit; check mode left generation at 1)."
-                % c
-            )
-    for r in data.get("retries") or []:
-        notes.append("Retried (shared cluster; the sequence was redone from a reset): %s" % r)
-    if data.get("aborted"):
-        notes.append("INCOMPLETE: %s" % data["aborted"])
-    return notes
-
-
-# ---------------------------------------------------------------- main
-
-
-def equivalent_argv(args):
-    argv = ["bench/.venv/bin/python", "bench/run.py", "--n", str(args.n), "--repeats", str(args.repeats)]
-    if list(args.contenders) != ["A", "A2", "B"]:
-        argv += ["--contenders", ",".join(args.contenders)]
-    if args.size != "256Mi":
-        argv += ["--size", args.size]
-    return argv
-
-
-def rerender(path):
-    """Write <stem>.md again from <stem>.json (same data, current report code)."""
-    with open(path) as f:
-        saved = json.load(f)
-    args = argparse.Namespace(**saved["args"])
-    data = saved["data"]
-    for key in ("timed", "counted", "verify"):
-        data[key] = data.get(key) or {}
-    md = os.path.splitext(path)[0] + ".md"
-    write_report(md, args, saved["versions"], data, findings(args, data), saved.get("argv") or equivalent_argv(args))
-    log("re-rendered %s from %s" % (md, path))
-    return 0
-
-
-def main():
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=50, help="number of Deployments (default 50)")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats per contender and phase (default 3)")
-    p.add_argument("--contenders", default="A,A2,B", help="comma list of A, A2, B (default A,A2,B)")
-    p.add_argument("--size", default="256Mi", help="sizeLimit to set (default 256Mi)")
-    p.add_argument("--namespace", default="shmfix-bench")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the CI variant: N=100, shm_patch vs script_conc vs kubectl_loop, real runs only; exit 1 when shm_patch is slower than the kubectl loop or than 2x the concurrent script",
+    )
+    p.add_argument("--n", type=int_list, default=None, help="comma list of N (default 100,1000,5000; --quick: 100)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats of every figure, median reported (default 3)")
+    p.add_argument("--kcore-repeats", type=int, default=None, help="repeats of the kubernetes.core loop at N >= 1000 (default: --repeats)")
+    p.add_argument("--kcore-max-n", type=int, default=1000, help="largest N for the kubernetes.core loop (default 1000)")
+    p.add_argument("--contenders", default=None, help="comma list of %s (default: all; --quick: %s)" % (",".join(WRITERS), ",".join(QUICK_CONTENDERS)))
+    p.add_argument("--phases", default=None, help="comma list of %s (default: all; --quick: real)" % ",".join(PHASES))
+    p.add_argument("--count-n", type=int_list, default=None, help="the N at which API requests are counted (default: every N)")
+    p.add_argument("--workers", type=int, default=8, help="shm_patch's parallelism and the concurrent script's threads (default 8, the module's default)")
+    p.add_argument("--size", default="256Mi", help="sizeLimit every contender sets (default 256Mi)")
+    p.add_argument(
+        "--unpaused",
+        dest="paused",
+        action="store_false",
+        help="main-cluster Deployments not paused (every patch then makes a ReplicaSet; settling takes ~4x longer)",
+    )
+    p.add_argument("--df-pods", type=int, default=60, help="running pods for the df phase, half on each node (default 60)")
+    p.add_argument("--fleet", type=int, default=8, help="fleet clusters for the fleet phase (default 8; make fleet-up FLEET=<this> if they are not running)")
+    p.add_argument("--fleet-workloads", type=int, default=500, help="Deployments per fleet cluster (default 500)")
+    p.add_argument("--fleet-batch-size", type=int, default=50, help="remediate_batch_size of the fleet runs (default 50; 0: the role's default)")
+    p.add_argument("--no-fleet-failure", dest="fleet_failure", action="store_false", help="skip the run that kills one fleet apiserver halfway")
+    p.add_argument("--keep-fleet", action="store_true", help="leave a fleet the bench started running")
+    p.add_argument("--namespace", default=None, help="namespace of the main-cluster objects (default shmfix-bench; --quick: shmfix-bench-quick-<pid>)")
     p.add_argument("--kubeconfig", default=os.path.join(ROOT, ".localcluster", "kubeconfig"))
     p.add_argument("--context", default="shmfix-local")
     p.add_argument("--kubectl", default=os.path.join(ROOT, ".localcluster", "bin", "kubectl"))
-    p.add_argument("--no-count", action="store_true", help="skip the counting (proxied) runs")
-    p.add_argument("--max-minutes", type=float, default=45, help="stop starting new repeats after this (default 45)")
-    p.add_argument("--out", default=os.path.join(HERE, "results"))
-    p.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
-    p.add_argument("--report-from", metavar="JSON", help="only re-render the .md of an earlier run from its raw .json")
-    args = p.parse_args()
+    p.add_argument("--run-timeout", type=int, default=None, help="seconds one contender run may take (default 900 + 3 s per object)")
+    p.add_argument("--max-minutes", type=float, default=0, help="stop starting new repeats after this many minutes (default: no limit)")
+    p.add_argument("--out", default=None, help="directory of <date>.md/.json (default bench/results; --quick: a temporary directory)")
+    p.add_argument("--tag", default=None, help="suffix of the result files (default: none for a default run, else from the options)")
+    p.add_argument("--keep", action="store_true", help="keep the namespaces afterwards")
+    p.add_argument("--report-from", metavar="JSON", help="only re-render the .md of an earlier run from its .json")
+    args = p.parse_args(argv)
+    args.argv = ["bench/run.py"] + (argv if argv is not None else sys.argv[1:])
     if args.report_from:
-        return rerender(args.report_from)
-    args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
+        return args
+    if args.quick:
+        args.n = args.n or [100]
+        args.contenders = args.contenders or ",".join(QUICK_CONTENDERS)
+        args.phases = args.phases or "real"
+        args.namespace = args.namespace or "shmfix-bench-quick-%d" % os.getpid()
+    args.n = args.n or [100, 1000, 5000]
+    args.contenders = [c.strip() for c in (args.contenders or ",".join(WRITERS)).split(",") if c.strip()]
+    args.phases = [x.strip() for x in (args.phases or ",".join(PHASES)).split(",") if x.strip()]
+    args.namespace = args.namespace or "shmfix-bench"
+    args.count_n = args.count_n or args.n
     for c in args.contenders:
-        if c not in CONTENDERS:
-            p.error("unknown contender %s" % c)
-    if not 1 <= args.n <= 500 or not 1 <= args.repeats <= 10:
-        p.error("--n must be 1..500 and --repeats 1..10")
+        if c not in WRITERS:
+            p.error("unknown contender %s (one of %s)" % (c, ", ".join(WRITERS)))
+    for x in args.phases:
+        if x not in PHASES:
+            p.error("unknown phase %s (one of %s)" % (x, ", ".join(PHASES)))
+    if "kcore_loop" in args.contenders and not has_kcore():
+        if "--contenders" in " ".join(args.argv):
+            p.error("kcore_loop needs kubernetes.core: run with bench/.venv/bin/python (bench/setup.sh)")
+        args.contenders.remove("kcore_loop")
+        print("bench: kubernetes.core not installed for %s: the kcore_loop contender is skipped (bench/setup.sh)" % sys.executable, file=sys.stderr)
+    if args.repeats < 1 or any(n < 1 for n in args.n) or args.fleet < 1 or args.df_pods < 2:
+        p.error("--repeats, --n, --fleet must be >= 1, --df-pods >= 2")
+    return args
 
-    deadline = time.monotonic() + args.max_minutes * 60
+
+def result_stem(args, started):
+    stem = started.strftime("%Y-%m-%d")
+    if args.tag:
+        return stem + "-" + args.tag
+    default = args.n == [100, 1000, 5000] and args.repeats == 3 and list(args.contenders) == list(WRITERS) and list(args.phases) == list(PHASES)
+    if args.quick:
+        return stem + "-quick"
+    return stem if default else stem + "-n" + "-".join(str(n) for n in args.n) + "-r%d" % args.repeats
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.report_from:
+        return report.rerender(args.report_from)
     if not os.path.exists(args.kubeconfig):
         sys.exit("bench: %s missing: start the cluster (make cluster-up)" % args.kubeconfig)
-    kubectl = Kubectl(args.kubectl, args.kubeconfig, args.context)
-    shmfix_link = os.path.join(ROOT, ".collections", "ansible_collections", "shmfix", "k8s")
-    if not os.path.exists(os.path.join(shmfix_link, "plugins", "modules", "shm_patch.py")):
-        sys.exit("bench: %s is not the shmfix collection: run `make collection`" % shmfix_link)
-    import site
-
-    bundled = [s for s in site.getsitepackages() if os.path.isdir(os.path.join(s, "ansible_collections", "kubernetes", "core"))]
-    if not bundled:
-        sys.exit("bench: kubernetes.core not found in %s: run bench/setup.sh" % sys.executable)
-    collections_path = ":".join([os.path.join(ROOT, ".collections")] + bundled)
-    sys.path.insert(0, os.path.join(ROOT, ".collections"))
-    env = ansible_env(collections_path)
-
-    ver = versions(kubectl)
-    log("machine/versions: %s" % json.dumps(ver))
+    if not os.path.exists(os.path.join(ROOT, ".collections", "ansible_collections", "shmfix", "k8s", "plugins", "modules", "shm_patch.py")):
+        sys.exit("bench: .collections/ansible_collections/shmfix/k8s is not this checkout: run `make collection`")
+    if not os.access("/usr/bin/time", os.X_OK):
+        sys.exit("bench: /usr/bin/time (GNU time) is needed for the peak RSS figures: apt-get install time")
+    bench = Bench(args)
+    if not bench.kube.ready():
+        sys.exit("bench: the API server of %s/%s is not ready: make cluster-up" % (args.kubeconfig, args.context))
     started = datetime.datetime.now(datetime.UTC)
-    data = {
-        "started": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "timed": defaultdict(lambda: defaultdict(list)),
-        "counted": defaultdict(dict),
-        "verify": defaultdict(list),
-        "noop": None,
-        "repeats_done": 0,
-        "cold": None,
-        "aborted": None,
-        "retries": [],
-    }
-
-    work = tempfile.mkdtemp(prefix="shmfix-bench-")
-    manifest = os.path.join(work, "deployments.json")
-    with open(manifest, "w") as f:
-        json.dump(make_deployments(args.n, args.namespace), f)
-    if kubectl("get", "namespace", args.namespace, "--ignore-not-found").strip() == "":
-        kubectl("create", "namespace", args.namespace)
-    kubectl("label", "namespace", args.namespace, LABEL + "=true", "--overwrite")
-    extra = {"bench_kubeconfig": args.kubeconfig, "bench_context": args.context, "bench_namespace": args.namespace, "bench_size": args.size}
-
-    proxy = None
+    ver = versions(args, bench.kube)
+    log("versions: %s" % json.dumps(ver))
+    log("N=%s repeats=%d contenders=%s phases=%s namespace=%s" % (args.n, args.repeats, ",".join(args.contenders), ",".join(args.phases), args.namespace))
+    t0 = time.monotonic()
     try:
-        log("reset namespace %s with %d Deployments" % (args.namespace, args.n))
-        reset(kubectl, args.namespace, manifest, args.n)
-        # warm-up (not measured): kubernetes.core discovery cache, ansible's own caches
-        run_playbook("warm.yml", extra, env)
-        noop = [run_playbook("noop.yml", extra, env) for _ in range(3)]
-        data["noop"] = {"wall": [r["wall"] for r in noop], "cpu": [r["cpu"] for r in noop], "load1": [r["load1"] for r in noop]}
-
-        for rep in range(args.repeats):
-            if time.monotonic() > deadline:
-                data["aborted"] = "stopped after %d of %d repeats (--max-minutes %s)" % (rep, args.repeats, args.max_minutes)
-                break
-            order = args.contenders[rep % len(args.contenders) :] + args.contenders[: rep % len(args.contenders)]
-            for c in order:
-                for attempt in (1, 2, 3):
-                    try:
-                        runs = timed_sequence(kubectl, args, manifest, extra, env, c, rep)
-                        break
-                    except Exception as err:  # the cluster is shared: a restart of the API server mid-run voids the sequence
-                        if attempt == 3 or not transient(err):
-                            raise
-                        data["retries"].append("repeat %d %s: %s" % (rep, c, str(err)[:300]))
-                        log("retrying repeat %d %s after: %s" % (rep, c, str(err)[:300]))
-                        if not wait_api(kubectl):
-                            raise
-                for phase, r in runs:
-                    data["timed"][c][phase].append(r)
-                    data["verify"][c] += r["problems"]
-            data["repeats_done"] = rep + 1
-
-        if not args.no_count and not data["aborted"]:
-            proxy = CountingProxy(args.kubeconfig, args.context).start()
-            pk = proxy.write_kubeconfig(os.path.join(work, "proxy-kubeconfig"), args.context)
-            pextra = dict(extra, bench_kubeconfig=pk)
-            run_playbook("warm.yml", pextra, env)
-            data["cold"] = proxy.take()
-            for c in args.contenders:
-                for attempt in (1, 2, 3):
-                    try:
-                        reset(kubectl, args.namespace, manifest, args.n)
-                        counted = {}
-                        for phase in PHASES:
-                            settle(kubectl, args.namespace, args.n)
-                            proxy.take()
-                            r = run_playbook(CONTENDERS[c][0], pextra, env, check=(phase == "check"))
-                            r["requests"] = proxy.take()
-                            if any(x["status"] >= 500 for x in r["requests"]):
-                                raise ApiRestarted("5xx from the API server during a counting run")
-                            counted[phase] = r
-                            log(
-                                "counted %s %-5s %d requests %s"
-                                % (c, phase, len(r["requests"]), dict(Counter("%s %s" % (x["verb"], x["resource"]) for x in r["requests"])))
-                            )
-                        data["counted"][c] = counted
-                        break
-                    except Exception as err:
-                        if attempt == 3 or not transient(err):
-                            raise
-                        data["retries"].append("counting %s: %s" % (c, str(err)[:300]))
-                        log("retrying counting %s after: %s" % (c, str(err)[:300]))
-                        if not wait_api(kubectl):
-                            raise
+        bench.run()
+    except KeyboardInterrupt:
+        bench.data["aborted"] = "interrupted"
     except Exception as err:  # noqa: BLE001 - write what we have, say why it stopped
-        data["aborted"] = "%s: %s" % (type(err).__name__, str(err)[:2000])
-        log("ABORTED: %s" % data["aborted"])
-    finally:
-        if proxy:
-            proxy.stop()
-        if not args.keep:
-            kubectl("delete", "namespace", args.namespace, "--wait=false", "--ignore-not-found", check=False)
-        shutil.rmtree(work, ignore_errors=True)
+        import traceback
 
-    os.makedirs(args.out, exist_ok=True)
-    stem = started.strftime("%Y-%m-%d") + ("" if args.n == 50 else "-n%d" % args.n)
-    notes = findings(args, data)
-    md = os.path.join(args.out, stem + ".md")
-    argv = ["bench/.venv/bin/python", "bench/run.py"] + sys.argv[1:]
-    write_report(md, args, ver, data, notes, argv)
-    with open(os.path.join(args.out, stem + ".json"), "w") as f:
-        json.dump({"args": vars(args), "versions": ver, "data": data, "argv": argv}, f, indent=1, default=str)
-    log("wrote %s" % md)
+        traceback.print_exc()
+        bench.data["aborted"] = "%s: %s" % (type(err).__name__, str(err)[:2000])
+        log("ABORTED: %s" % bench.data["aborted"])
+    finally:
+        bench.cleanup()
+    bench.data["elapsed_seconds"] = time.monotonic() - t0
+    meta = {
+        "started": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "elapsed_seconds": bench.data["elapsed_seconds"],
+        "argv": args.argv,
+        "args": {k: v for k, v in vars(args).items() if k != "argv"},
+        "versions": ver,
+    }
+    out = args.out or (tempfile.mkdtemp(prefix="shmfix-bench-quick-") if args.quick else os.path.join(HERE, "results"))
+    os.makedirs(out, exist_ok=True)
+    stem = result_stem(args, started)
+    raw = os.path.join(out, stem + ".json")
+    with open(raw, "w") as f:
+        json.dump({"meta": meta, "data": bench.data}, f, indent=1, default=str)
+    md = os.path.join(out, stem + ".md")
+    verdicts = report.write(md, meta, bench.data)
+    log("wrote %s and %s (%.0f s)" % (md, raw, bench.data["elapsed_seconds"]))
     with open(md) as f:
         print(f.read())
-    return 1 if data["aborted"] else 0
+    if bench.data["aborted"]:
+        return 2
+    if args.quick:
+        failed = [v for v in verdicts if v["quick"] and v["verdict"] != "PASS"]
+        for v in failed:
+            log("QUICK CHECK FAILED: %s: %s" % (v["name"], v["figures"]))
+        return 1 if failed else 0
+    return 0
 
 
 if __name__ == "__main__":
