@@ -9,7 +9,7 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export KUBECONFIG_LOCAL := $(ROOT)/.localcluster/kubeconfig
 COLLECTION_LINK := .collections/ansible_collections/shmfix/k8s
 
-.PHONY: help venv collection deps cluster-build cluster-up cluster-down cluster-status fleet-up fleet-down fleet-status demo test unit integration molecule lint sanity bench clean
+.PHONY: help venv collection deps cluster-build cluster-up cluster-down cluster-status fleet-up fleet-down fleet-status demo test unit integration molecule lint sanity bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -74,9 +74,12 @@ sanity: deps ## ansible-test sanity on the collection
 
 test: deps unit cluster-up integration molecule lint sanity ## all set-up, unit tests, integration tests, molecule, lint, sanity
 
-bench: deps cluster-up ## shm_patch vs a loop of kubernetes.core tasks on the real cluster (bench/results/<date>.md)
+bench: deps cluster-up ## full benchmark, N=100/1000/5000, df, fleet: several hours (bench/results/<date>.md; BENCH_ARGS=... for bench/run.py)
 	bench/setup.sh
 	bench/.venv/bin/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: deps cluster-up ## CI variant: N=100, shm_patch vs concurrent script vs kubectl loop, a few minutes; fails on a bad ratio
+	$(PY) bench/run.py --quick $(BENCH_ARGS)
 
 clean: cluster-down ## remove the cluster state and the venv
 	rm -rf .localcluster .collections $(VENV)

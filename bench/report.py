@@ -127,21 +127,21 @@ def targets(meta, data):
     real_ns = R.ns("real")
     tn = target_n(real_ns)
 
-    def ratio_check(name, other, limit, faster_than=False, quick=False, n=tn):
+    def ratio_check(name, other, limit, faster_than=False, quick=False, n=tn, want=1000):
         o = R.wall("real", other, n) if n else None
         s = R.wall("real", "shm_patch", n) if n else None
         if s is None or o is None:
-            return verdict(name, None, "not measured" if n is None else "shm_patch %s s, %s %s s%s" % (fmt_s(s), other, fmt_s(o), at_note(n, 1000)), "")
+            return verdict(name, None, "not measured" if n is None else "shm_patch %s s, %s %s s%s" % (fmt_s(s), other, fmt_s(o), at_note(n, want)), "")
         if faster_than:
             x = o / s
-            return verdict(name, x >= limit, "%s %.2f s / shm_patch %.2f s = %.1fx%s" % (other, o, s, x, at_note(n, 1000)), ">= %gx" % limit, quick)
+            return verdict(name, x >= limit, "%s %.2f s / shm_patch %.2f s = %.1fx%s" % (other, o, s, x, at_note(n, want)), ">= %gx" % limit, quick)
         x = s / o
-        return verdict(name, x <= limit, "shm_patch %.2f s / %s %.2f s = %.2fx%s" % (s, other, o, x, at_note(n, 1000)), "<= %gx" % limit, quick)
+        return verdict(name, x <= limit, "shm_patch %.2f s / %s %.2f s = %.2fx%s" % (s, other, o, x, at_note(n, want)), "<= %gx" % limit, quick)
 
     if args.get("quick"):
         qn = target_n(real_ns, 100)
-        out.append(ratio_check("quick: shm_patch not slower than the kubectl loop", "kubectl_loop", 1.0, quick=True, n=qn))
-        out.append(ratio_check("quick: shm_patch at most 2x the concurrent script", "script_conc", 2.0, quick=True, n=qn))
+        out.append(ratio_check("quick: shm_patch not slower than the kubectl loop", "kubectl_loop", 1.0, quick=True, n=qn, want=qn))
+        out.append(ratio_check("quick: shm_patch at most 2x the concurrent script", "script_conc", 2.0, quick=True, n=qn, want=qn))
         return out
     out.append(ratio_check("shm_patch vs the sequential script", "script_seq", 1.0))
     out.append(ratio_check("shm_patch vs the concurrent script", "script_conc", 1.5))
