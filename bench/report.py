@@ -130,13 +130,16 @@ def targets(meta, data):
     def ratio_check(name, other, limit, faster_than=False, quick=False, n=tn, want=1000):
         o = R.wall("real", other, n) if n else None
         s = R.wall("real", "shm_patch", n) if n else None
+        wanted = (">= %gx" if faster_than else "<= %gx") % limit
         if s is None or o is None:
-            return verdict(name, None, "not measured" if n is None else "shm_patch %s s, %s %s s%s" % (fmt_s(s), other, fmt_s(o), at_note(n, want)), "")
+            return verdict(
+                name, None, "not measured" if n is None else "shm_patch %s s, %s %s s%s" % (fmt_s(s), other, fmt_s(o), at_note(n, want)), wanted, quick
+            )
         if faster_than:
             x = o / s
-            return verdict(name, x >= limit, "%s %.2f s / shm_patch %.2f s = %.1fx%s" % (other, o, s, x, at_note(n, want)), ">= %gx" % limit, quick)
+            return verdict(name, x >= limit, "%s %.2f s / shm_patch %.2f s = %.1fx%s" % (other, o, s, x, at_note(n, want)), wanted, quick)
         x = s / o
-        return verdict(name, x <= limit, "shm_patch %.2f s / %s %.2f s = %.2fx%s" % (s, other, o, x, at_note(n, want)), "<= %gx" % limit, quick)
+        return verdict(name, x <= limit, "shm_patch %.2f s / %s %.2f s = %.2fx%s" % (s, other, o, x, at_note(n, want)), wanted, quick)
 
     if args.get("quick"):
         qn = target_n(real_ns, 100)

@@ -485,6 +485,8 @@ class Bench:
                     if got != 2 * per_node:
                         problems.append("measured %d pods, expected %d" % (got, 2 * per_node))
                 self.record("df", c, 2 * per_node, rep, r, problems)
+        if not a.keep:  # the pods go now, not after the fleet phase
+            self.kube.delete_namespace(DF_NAMESPACE)
 
     # ---- fleet
 
