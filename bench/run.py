@@ -679,8 +679,16 @@ class Bench:
             if others:
                 log("fleet: left running: clusters %s were started by someone else meanwhile (make fleet-down would stop them too)" % others)
                 return
+            # the fleet's namespace controllers finish the deletions before they stop (no leftovers in etcd)
+            kubemod.pmap(lambda i: self.fleet_gone(i), range(1, a.fleet + 1), workers=a.fleet)
             log("fleet: make fleet-down (the bench started the fleet)")
             subprocess.run(["make", "-C", ROOT, "fleet-down"], capture_output=True, text=True, check=False)
+
+    def fleet_gone(self, i):
+        try:
+            self.fleet_kube(i).delete_namespace(FLEET_NAMESPACE, wait=True, timeout=300)
+        except Exception as err:  # noqa: BLE001 - reported, the fleet is stopped anyway
+            log("fleet cleanup shmfix-fleet-%d: %s" % (i, err))
 
     # ---- main
 
