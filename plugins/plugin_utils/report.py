@@ -33,22 +33,12 @@ STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_UNREACHABLE = "unreachable"
 STATUS_NOT_RUN = "not_run"
+VERSION_DEFAULT = "default for the kubelet version"  # how cluster_info's feature_gates_source starts when the gates were not read
 
 
 # Words that tell an unreachable API server from one that answered with an error.
-UNREACHABLE_MARKERS = (
-    "connection refused",
-    "failed to establish a new connection",
-    "max retries exceeded",
-    "name or service not known",
-    "no route to host",
-    "timed out",
-    "timeout",
-    "network is unreachable",
-    "cannot connect",
-    "could not connect",
-    "unreachable",
-)
+UNREACHABLE_MARKERS = ("connection refused", "failed to establish a new connection", "max retries exceeded", "name or service not known", "no route to host")
+UNREACHABLE_MARKERS += ("timed out", "timeout", "network is unreachable", "cannot connect", "could not connect", "unreachable")
 
 
 def looks_unreachable(message):
@@ -96,33 +86,48 @@ def _reason(item):
     return reason
 
 
-def _workload_entry(item):
-    before = _size_pair(item.get("before"))
-    after = _size_pair(item.get("after"))
-    measured = []
-    for df in item.get("measured") or []:
-        measured.append(
-            {
-                "pod": df.get("pod"),
-                "container": df.get("container"),
-                "node": df.get("node"),
-                "enforcement": df.get("enforcement"),
-                "size_bytes": df.get("size_bytes"),
-                "method": df.get("method"),
-                "verdict": df.get("verdict"),
-                "note": df.get("note") or df.get("reason"),
-            }
-        )
+def _df_label(df):
+    """pod/container of a df entry (a pod with two containers has two entries)."""
+    return "%s/%s" % (df.get("pod"), df["container"]) if df.get("container") else str(df.get("pod"))
+
+
+def _df_entry(df):
+    entry = {k: df.get(k) for k in ("pod", "container", "node", "enforcement", "size_bytes", "method", "verdict")}
+    entry.update(label=_df_label(df), note=df.get("note") or df.get("reason") or ("df %s" % df["method"] if df.get("method") else ""))
+    return entry
+
+
+def _unmeasured_why(item, measured):
+    """Why no df figure shows (empty when one does): what the df entries said, else the verdict's note."""
+    if any(m.get("size_bytes") is not None for m in measured):
+        return ""
+    notes = [m["note"] for m in measured if m.get("note")]
+    if notes:
+        return "; ".join(sorted(set(notes)))
+    return item.get("verdict_note") or ((item.get("rollout") or {}).get("message")) or "no running pod to measure"
+
+
+def _before_why(item, measured_before):
+    if "measured_before" not in item or any(m.get("size_bytes") is not None for m in measured_before):
+        return ""
+    notes = sorted({m["note"] for m in measured_before if m.get("note")})
+    return "; ".join(notes) if notes else "no running pod was measured before the change"
+
+
+def _verdict(item, measured):
     verdicts = {m.get("verdict") for m in measured if m.get("verdict")}
     if "mismatch" in verdicts:
-        verdict = "mismatch"
-    elif "ok" in verdicts:
-        verdict = "ok"
-    elif item.get("verdict"):
-        verdict = item["verdict"]
-    else:
-        verdict = "unmeasured"
+        return "mismatch"
+    if "ok" in verdicts:
+        return "ok"
+    return item.get("verdict") or "unmeasured"
+
+
+def _workload_entry(item):
+    measured = [_df_entry(df) for df in item.get("measured") or []]
+    measured_before = [_df_entry(df) for df in item.get("measured_before") or []]
     rollout = item.get("rollout") or {}
+    concerns = [f.get("message", "") for f in item.get("findings") or [] if f.get("severity") in ("error", "warning")]
     return {
         "kind": item.get("kind"),
         "namespace": item.get("namespace"),
@@ -130,27 +135,71 @@ def _workload_entry(item):
         "action": item.get("action"),
         "reason": _reason(item),
         "managed_by": item.get("managed_by"),
-        "before": before,
-        "after": after,
+        "before": _size_pair(item.get("before")),
+        "after": _size_pair(item.get("after")),
         "rollout": {"status": rollout.get("status"), "message": rollout.get("message")},
         "measured": measured,
         "measured_bytes": [m["size_bytes"] for m in measured if m.get("size_bytes") is not None],
-        "verdict": verdict,
+        "measured_before": measured_before,
+        "unmeasured_why": _unmeasured_why(item, measured),
+        "before_unmeasured_why": _before_why(item, measured_before),
+        "verdict": _verdict(item, measured),
         "verdict_note": item.get("verdict_note") or "",
         "snippet": item.get("snippet"),
         "findings": item.get("findings") or [],
+        # the warnings and errors of the audit: a workload left as is with none of them is fine
+        "concerns": concerns,
+        "fine": not concerns,
     }
 
 
-def _nodes(version_check):
-    nodes = []
+def _proofs(enforcement):
+    """{node: (mode the canaries proved, probe name)} from the probes of the report."""
+    proofs = {}
+    for probe in enforcement.get("probes") or []:
+        mode = {"sized": "sized", "evicted": "eviction"}.get(probe.get("outcome"))
+        for name in probe.get("covers") or ([probe["node"]] if probe.get("node") else []):
+            proofs[name] = (mode, probe.get("name"), probe.get("outcome"))
+    return proofs
+
+
+def _source_note(node, proof):
+    """Where the node's expected enforcement comes from, and why when it is only assumed."""
+    source, gates = node.get("expected_source"), node.get("feature_gates_source") or ""
+    if source == "label":
+        note = "stated by a node label"
+    elif source == "configz" or (source is None and gates.startswith("configz")):
+        note = "read from the kubelet's configuration (configz)"
+    else:
+        why = gates[len(VERSION_DEFAULT) :].strip(" ()") if gates.startswith(VERSION_DEFAULT) else gates
+        note = "assumed from the default of kubelet %s, feature gates not read: %s" % (node.get("kubelet_version"), why or "no reason recorded")
+    if proof:
+        mode, probe, outcome = proof
+        if mode is None:
+            note += "; canary %s: %s, nothing proven" % (probe, outcome)
+        elif mode != node.get("expected_enforcement"):
+            note += "; canary %s proved %s, not %s" % (probe, mode, node.get("expected_enforcement"))
+        else:
+            note += "; proven by canary %s" % probe
+    return note
+
+
+def _nodes(version_check, enforcement):
+    nodes, proofs = [], _proofs(enforcement)
     for node in (version_check or {}).get("nodes") or []:
+        source, gates = node.get("expected_source"), node.get("feature_gates_source") or ""
+        proof = proofs.get(node.get("name"))
         nodes.append(
             {
                 "name": node.get("name"),
                 "kubelet_version": node.get("kubelet_version"),
                 "tier": node.get("tier"),
                 "expected_enforcement": node.get("expected_enforcement"),
+                "expected_source": source,
+                "feature_gates_source": node.get("feature_gates_source"),
+                "assumed": source == "version default" or (source is None and bool(gates) and not gates.startswith("configz")),
+                "source_note": _source_note(node, proof),
+                "proven_enforcement": proof[0] if proof else None,
                 "verdict": node.get("verdict", "ok"),
                 "message": node.get("message", ""),
             }
@@ -177,6 +226,7 @@ def _enforcement(eviction_verify):
                 "event_message": probe.get("event_message"),
                 "elapsed_seconds": probe.get("elapsed_seconds"),
                 "reason": probe.get("reason", ""),
+                "covers": probe.get("covers") or ([probe["node"]] if probe.get("node") else []),
             }
         )
     proven = bool(probes) and all(p["ok"] for p in probes)
@@ -243,6 +293,25 @@ def _counts(groups, mismatches):
     return counts
 
 
+def _waves_run(remediate):
+    """How many of the planned waves ran (None when the records cannot tell).
+
+    remediate_result's ``waves_run`` when it records it; else every wave when the run did not stop
+    (only a stop leaves waves untouched); else the batch size that fits the records of the waves that
+    ran (they carry a ``rollout`` key, or were skipped as broken) and the untouched ones.
+    """
+    planned = int(remediate.get("waves") or 0)
+    if remediate.get("waves_run") is not None:
+        return int(remediate["waves_run"])
+    untouched = len(remediate.get("untouched") or [])
+    if not remediate.get("stopped") or not untouched:
+        return planned
+    ran = len([w for w in remediate.get("workloads") or [] if "rollout" in w or str(w.get("reason") or "").startswith("broken before the run")])
+    total = ran + untouched
+    runs = {ran // b for b in range(1, total + 1) if ran % b == 0 and -(-total // b) == planned and -(-untouched // b) == planned - ran // b}
+    return runs.pop() if len(runs) == 1 else None
+
+
 def build_cluster(record):
     """One cluster's section of the report from what its roles recorded."""
     record = record or {}
@@ -263,17 +332,19 @@ def build_cluster(record):
         "server_version": version_check.get("server_version"),
         "min_version": version_check.get("min_version"),
         "tiers": version_check.get("tiers") or {},
-        "nodes": _nodes(version_check),
+        "nodes": _nodes(version_check, enforcement),
         "enforcement": enforcement,
         "audit": remediate.get("audit_summary") or {},
-        "waves": remediate.get("waves", 0),
+        "waves": int(remediate.get("waves") or 0),
+        "waves_run": _waves_run(remediate),
         "stopped": bool(remediate.get("stopped")),
         "stopped_reason": remediate.get("stopped_reason") or "",
         "untouched": untouched,
         "mode": remediate.get("mode") or ("remediate" if remediate else None),
     }
     cluster.update(groups)
-    cluster["counts"] = dict(_counts(groups, mismatches), untouched=len(untouched))
+    cluster["waves_text"] = waves_text(cluster)
+    cluster["counts"] = dict(_counts(groups, mismatches), untouched=len(untouched), fine=len([e for e in groups["unchanged"] if e["fine"]]))
     return cluster
 
 
@@ -290,6 +361,9 @@ def build_report(records, generated_at=None, playbook=None, check_mode=False):
         "changed": sum(c["counts"]["changed"] for c in clusters),
         "skipped": sum(c["counts"]["skipped"] for c in clusters),
         "failed_workloads": sum(c["counts"]["failed"] for c in clusters),
+        "unchanged": sum(c["counts"]["unchanged"] for c in clusters),
+        "needs_a_look": sum(c["counts"]["unchanged"] - c["counts"]["fine"] for c in clusters),
+        "untouched": sum(c["counts"]["untouched"] for c in clusters),
     }
     return {
         "schema": 1,
@@ -309,9 +383,17 @@ def _tiers_text(cluster):
     return ",".join("%s:%s" % (k, tiers[k]) for k in sorted(tiers))
 
 
+def waves_text(cluster):
+    """'3/5': waves that ran of the planned ones ('?/5' when unknown, '-' without a remediation)."""
+    if not cluster.get("mode") or cluster.get("mode") in ("audit", "verify"):
+        return "-"
+    ran = cluster.get("waves_run")
+    return "%s/%d" % ("?" if ran is None else ran, cluster.get("waves") or 0)
+
+
 def summary_rows(report):
     """Rows (header first) of the short table printed at the end of the play."""
-    rows = [["CLUSTER", "STATUS", "SERVER", "KUBELET TIERS", "ENFORCEMENT", "CHANGED", "SKIPPED", "FAILED", "DF OK", "NOTE"]]
+    rows = [["CLUSTER", "STATUS", "SERVER", "KUBELET TIERS", "ENFORCEMENT", "CHANGED", "SKIPPED", "FAILED", "DF OK", "WAVES", "NOTE"]]
     for cluster in report.get("clusters") or []:
         counts = cluster["counts"]
         note = ""
@@ -330,6 +412,7 @@ def summary_rows(report):
                 str(counts["skipped"]),
                 str(counts["failed"]),
                 "%d/%d" % (counts["measured_ok"], counts["df_checked"]),
+                cluster.get("waves_text") or waves_text(cluster),
                 note,
             ]
         )

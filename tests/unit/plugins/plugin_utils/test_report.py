@@ -111,6 +111,7 @@ def test_cluster_ok_groups_workloads_by_action():
         "measured_ok": 1,
         "df_checked": 1,
         "mismatch": 0,
+        "fine": 1,
     }
     assert cluster["enforcement"]["proven"] is True
     assert cluster["enforcement"]["summary"] == "n-sized=sized, n-evict=evicted"
@@ -186,7 +187,19 @@ def test_build_report_totals_and_failed_clusters():
     ]
     rep = report.build_report(records, generated_at="2026-01-01T00:00:00Z", playbook="fix-shm")
     assert [c["name"] for c in rep["clusters"]] == ["a-dead", "b-ok", "c-bad"]
-    assert rep["totals"] == {"clusters": 3, "ok": 1, "failed": 1, "unreachable": 1, "not_run": 0, "changed": 1, "skipped": 0, "failed_workloads": 1}
+    assert rep["totals"] == {
+        "clusters": 3,
+        "ok": 1,
+        "failed": 1,
+        "unreachable": 1,
+        "not_run": 0,
+        "changed": 1,
+        "skipped": 0,
+        "failed_workloads": 1,
+        "unchanged": 0,
+        "needs_a_look": 0,
+        "untouched": 0,
+    }
     assert rep["failed_clusters"] == ["a-dead", "c-bad"]
     assert rep["playbook"] == "fix-shm"
     lines = report.summary_table(rep)
@@ -196,6 +209,9 @@ def test_build_report_totals_and_failed_clusters():
     assert body["a-dead"][1] == "unreachable"
     assert body["b-ok"][1:3] == ["ok", "v1.34.4"]
     assert body["c-bad"][1] == "failed"
+    assert lines[0].split()[-2:] == ["WAVES", "NOTE"]
+    assert body["b-ok"][10] == "1/1"
+    assert body["a-dead"][10] == "-"
 
 
 def test_render_table_aligns_columns():
@@ -226,13 +242,24 @@ def test_audit_records_verify_compares_declared_size():
     recs = {r["name"]: r for r in remediation.audit_records(workloads, df, NODES, verify=True)}
     assert recs["ok"]["measured"][0]["verdict"] == "ok"
     assert recs["bad"]["measured"][0]["verdict"] == "mismatch"
-    assert recs["plain"]["measured"][0]["verdict"] is None
+    # the runtime default is 64 MiB on every node: df agreeing with it is a verdict too
+    assert recs["plain"]["measured"][0]["verdict"] == "ok" and recs["plain"]["measured"][0]["expected_bytes"] == 64 * MI
     assert recs["plain"]["reason"] == "64 MiB"
     cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "remediate": {"mode": "verify", "workloads": list(recs.values())}})
     assert cluster["counts"]["audited"] == 3
-    assert cluster["counts"]["measured_ok"] == 1
-    assert cluster["counts"]["df_checked"] == 2
+    assert cluster["counts"]["measured_ok"] == 2
+    assert cluster["counts"]["df_checked"] == 3
     assert cluster["status"] == "failed"
+
+
+def test_an_audited_pod_is_compared_with_what_its_own_node_makes_of_it():
+    # the trial: small-worker, effective 128 MiB where the kubelet sizes, runs on the eviction node: df 11.8 GiB
+    item = {"kind": "Deployment", "namespace": "d", "name": "small", "state": "sized", "effective_bytes": 128 * MI, "findings": []}
+    half = NODES[1]["memory_capacity_bytes"] // 2
+    (rec,) = remediation.audit_records([item], _df_loop([(item, [{"pod": "small-1", "node": "n-evict", "size_bytes": half}])]), NODES)
+    (entry,) = rec["measured"]
+    assert (entry["enforcement"], entry["expected_bytes"], entry["verdict"]) == ("eviction", half, "ok")
+    assert entry["note"].startswith("eviction-enforced node: tmpfs is the kernel default")
 
 
 def test_verify_of_a_workload_without_a_running_pod_fails_the_cluster():
@@ -264,3 +291,107 @@ def test_a_refused_write_shows_the_api_servers_message():
     }
     cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "remediate": {"workloads": [refused]}})
     assert cluster["failed"][0]["reason"] == "write refused: " + refused["error"]
+
+
+def _wave_record(name, rollout="complete"):
+    """A record of a workload that went through a wave (merge_wave sets its rollout)."""
+    return dict(_patched(name, rollout=rollout), measured_before=[])
+
+
+@pytest.mark.parametrize(
+    "planned, ran_records, untouched, recorded, want",
+    [
+        (1, 3, 0, None, 1),  # not stopped: every wave ran
+        (5, 2, 3, None, 2),  # batch 1: 2 ran, 3 untouched
+        (4, 3, 7, None, 1),  # batch 3: 3 ran, 7 untouched (3 + 3 + 1)
+        (4, 6, 4, None, 2),  # batch 3: 6 ran, 3 + 1 untouched
+        (5, 2, 3, 4, 4),  # remediate_result's own waves_run wins
+    ],
+)
+def test_waves_run_of_planned(planned, ran_records, untouched, recorded, want):
+    rem = _remediate(
+        [_wave_record("w%d" % i) for i in range(ran_records)] + [{"kind": "Job", "namespace": "demo", "name": "j", "action": "immutable"}],
+        waves=planned,
+        stopped=bool(untouched),
+        untouched=[{"kind": "Deployment", "namespace": "demo", "name": "u%d" % i, "reason": "not started"} for i in range(untouched)],
+    )
+    if recorded is not None:
+        rem["waves_run"] = recorded
+    cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "remediate": rem})
+    assert cluster["waves"] == planned
+    assert cluster["waves_run"] == want
+    assert cluster["waves_text"] == "%d/%d" % (want, planned)
+
+
+def test_waves_run_unknown_when_the_records_cannot_tell():
+    # 3 workloads ran and 1 is untouched: no batch size makes 5 waves of them (records lost?): say so, do not guess
+    rem = _remediate([_wave_record("a"), _wave_record("b"), _wave_record("c")], waves=5, stopped=True)
+    rem["untouched"] = [{"kind": "Deployment", "namespace": "demo", "name": "u"}]
+    cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "remediate": rem})
+    assert cluster["waves_run"] is None
+    assert cluster["waves_text"] == "?/5"
+
+
+def test_node_enforcement_source_says_why_it_is_assumed():
+    nodes = [
+        dict(_version_check()["nodes"][0], expected_source="configz", feature_gates_source="configz"),
+        dict(
+            _version_check()["nodes"][1],
+            expected_enforcement="sized",
+            expected_source="version default",
+            feature_gates_source='default for the kubelet version (configz not readable: cannot get resource "nodes/proxy")',
+        ),
+        {"name": "n-label", "kubelet_version": "v1.29.1", "tier": "default_on", "expected_enforcement": "eviction", "expected_source": "label"},
+    ]
+    ev = _eviction_verify()
+    ev["probes"][1]["covers"] = ["n-evict", "n-label"]
+    cluster = report.build_cluster({"name": "c", "version_check": _version_check(nodes), "eviction_verify": ev, "remediate": _remediate([])})
+    sized, evict, label = cluster["nodes"]
+    assert sized["assumed"] is False
+    assert sized["source_note"] == "read from the kubelet's configuration (configz); proven by canary v1-34-sized"
+    assert evict["assumed"] is True
+    assert evict["source_note"] == (
+        'assumed from the default of kubelet v1.31.14, feature gates not read: configz not readable: cannot get resource "nodes/proxy"; '
+        "canary v1-31-eviction proved eviction, not sized"
+    )
+    assert evict["proven_enforcement"] == "eviction"
+    assert label["source_note"] == "stated by a node label; proven by canary v1-31-eviction"
+
+
+def test_left_as_is_tells_a_fine_workload_from_one_with_a_concern():
+    oom = {"severity": "warning", "code": "memory_accounting", "message": "OOM-killed before /dev/shm is full"}
+    workloads = [
+        {"kind": "StatefulSet", "namespace": "d", "name": "pg", "action": "unchanged", "reason": "use existing=replace to set sizeLimit", "findings": [oom]},
+        {"kind": "Deployment", "namespace": "d", "name": "ok", "action": "unchanged", "reason": "already sized", "findings": [{"severity": "info"}]},
+    ]
+    cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "remediate": _remediate(workloads)})
+    pg, ok = cluster["unchanged"]
+    assert (pg["fine"], pg["concerns"], pg["reason"]) == (False, ["OOM-killed before /dev/shm is full"], "use existing=replace to set sizeLimit")
+    assert (ok["fine"], ok["concerns"]) == (True, [])
+    assert cluster["counts"]["fine"] == 1
+    assert report.build_report([{"name": "c", "version_check": _version_check(), "remediate": _remediate(workloads)}])["totals"]["needs_a_look"] == 1
+
+
+def test_measured_entries_name_pod_and_container_and_say_why_nothing_was_measured():
+    two = dict(
+        _patched("pg"),
+        measured=[
+            {"pod": "pg-0", "container": "postgres", "size_bytes": 256 * MI, "verdict": "ok"},
+            {"pod": "pg-0", "container": "exporter", "size_bytes": 256 * MI, "verdict": "ok"},
+        ],
+    )
+    forbidden = dict(
+        _patched("web"),
+        measured=[{"pod": "web-1", "container": "app", "size_bytes": None, "method": "unavailable", "note": "cannot create resource pods/exec"}],
+        measured_before=[{"pod": "web-0", "container": "app", "size_bytes": None, "method": "unavailable"}],
+    )
+    cron = dict(_patched("cron"), measured=[], measured_before=[], verdict="unmeasured", verdict_note="the next Job gets the new /dev/shm")
+    cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "remediate": _remediate([two, forbidden, cron])})
+    pg, web, cron = cluster["changed"]
+    assert [m["label"] for m in pg["measured"]] == ["pg-0/postgres", "pg-0/exporter"]
+    assert pg["unmeasured_why"] == ""
+    assert web["unmeasured_why"] == "cannot create resource pods/exec"
+    assert web["before_unmeasured_why"] == "df unavailable"
+    assert cron["unmeasured_why"] == "the next Job gets the new /dev/shm"
+    assert cron["before_unmeasured_why"] == "no running pod was measured before the change"
+    assert pg["before_unmeasured_why"] == ""  # no df before in the record: nothing to explain
