@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 from ansible_collections.shmfix.k8s.plugins.module_utils.units import human
 from ansible_collections.shmfix.k8s.plugins.plugin_utils import report as _report
+from ansible_collections.shmfix.k8s.plugins.plugin_utils import report_chart as _chart
 
 
 def fleet_report(records, generated_at=None, playbook=None, check_mode=False):
@@ -34,6 +35,12 @@ def human_bytes(value):
         return str(value)
 
 
+def shm_chart(cluster):
+    if not isinstance(cluster, dict) or "counts" not in cluster:
+        raise AnsibleFilterError("shm_chart expects one cluster of the dict returned by shmfix.k8s.fleet_report")
+    return _chart.shm_chart(cluster)
+
+
 def shm_failure(result, phase):
     return _report.classify_failure(result, phase)
 
@@ -44,5 +51,6 @@ class FilterModule(object):
             "fleet_report": fleet_report,
             "fleet_summary_table": fleet_summary_table,
             "human_bytes": human_bytes,
+            "shm_chart": shm_chart,
             "shm_failure": shm_failure,
         }
