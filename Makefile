@@ -14,12 +14,12 @@ COLLECTION_LINK := .collections/ansible_collections/shmfix/k8s
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements.txt
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
 	touch $@
 
-venv: $(VENV)/.installed ## Python virtualenv with the pinned tools (.venv)
+venv: $(VENV)/.installed ## Python virtualenv: the runtime requirements (ranges) and the development pins (.venv)
 
 collection: ## make the checkout importable as shmfix.k8s (.collections/)
 	@mkdir -p $(dir $(COLLECTION_LINK))
@@ -67,7 +67,7 @@ lint: deps ## ruff, yamllint, ansible-lint, shellcheck
 	$(VENV)/bin/yamllint -s .
 	$(VENV)/bin/ansible-lint
 	@command -v shellcheck >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; }
-	shellcheck -x localcluster/*.sh localcluster/lib/*.sh localcluster/scripts/*.sh tests/sanity/*.sh .ci/run
+	shellcheck -x localcluster/*.sh localcluster/lib/*.sh localcluster/scripts/*.sh tests/sanity/*.sh tests/artifact/*.sh bench/*.sh .ci/run
 
 sanity: deps ## ansible-test sanity on the collection
 	tests/sanity/run.sh

@@ -19,7 +19,8 @@ object_metadata=None, node_mode=None, node_capacity_bytes=None)`` returns a dict
   (all of them, sorted), ``size_limit_bytes`` (that volume's sizeLimit).
 - ``pod_memory_limit_bytes``, ``pod_memory_limit_source`` (see ``podspec.pod_memory_limit``).
 - ``containers`` / ``init_containers``: [{name, state, volume, read_only, size_limit_bytes,
-  memory_limit_bytes, effective_bytes}] (ephemeral containers are ignored).
+  memory_limit_bytes, effective_bytes}] (ephemeral containers are ignored); an init container also
+  has ``sidecar`` (restartPolicy Always: a native sidecar, running beside the regular containers).
 - ``managed_by`` (['helm', 'argocd', 'flux']), ``skip`` (annotation shmfix.io/skip), ``patched``
   (annotation shmfix.io/original present), ``annotation_size_limit`` (raw value),
   ``annotation_size_limit_bytes`` (parsed; None when absent or bad), ``annotation_error``.
@@ -64,7 +65,9 @@ def assess(
     mode = node_mode or ps.NODE_SIZED
     pod_limit, pod_limit_source = ps.pod_memory_limit(spec, parse=parse)
     containers = [_container_view(c, spec, parse, host_ipc, "container") for c in spec.get("containers") or []]
-    inits = [_container_view(c, spec, parse, host_ipc, "init container") for c in spec.get("initContainers") or []]
+    inits = [
+        dict(_container_view(c, spec, parse, host_ipc, "init container"), sidecar=c.get("restartPolicy") == "Always") for c in spec.get("initContainers") or []
+    ]
     notes = {}
     for view in containers + inits:
         view["effective_bytes"], complete, note = _effective_for(view, pod_limit, node_allocatable_bytes, mode, node_capacity_bytes)

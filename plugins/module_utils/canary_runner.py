@@ -126,7 +126,9 @@ class CanaryRunner(object):
         try:
             result = exec_in_pod(self.kube, self.namespace, name, c.CONTAINER, command, timeout, clock=self.clock)
             rc = result.returncode
-        except Exception as exc:  # noqa: BLE001 - websocket, socket and API errors all mean the exec failed
+        except ShmfixError as exc:  # the exec was refused: the message names the verb and the resource
+            raise ShmfixError("exec %s in pod %s/%s failed: %s" % (" ".join(command), self.namespace, name, exc.msg), status=exc.status, reason=exc.reason)
+        except Exception as exc:  # noqa: BLE001 - websocket and socket errors while it runs
             raise ShmfixError("exec %s in pod %s/%s failed: %s" % (" ".join(command), self.namespace, name, exc))
         return result.output, rc
 

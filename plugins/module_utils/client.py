@@ -376,13 +376,11 @@ class Kube:
             try:
                 data = self._send(method, path, query_params, headers, body)
                 break
-            except ApiException as exc:
-                if exc.status not in RETRY_STATUSES or attempt == RETRIES:
+            except Exception as exc:  # noqa: BLE001 - every transport/API error becomes a ShmfixError naming the object
+                if getattr(exc, "status", None) not in RETRY_STATUSES or attempt == RETRIES:
                     raise map_exception(exc, verb or method.lower(), resource or path, namespace, name, host=self.host)
                 self.retried += 1
                 self.sleep(_retry_delay(exc, attempt))
-            except Exception as exc:  # noqa: BLE001 - every transport/API error becomes a ShmfixError naming the object
-                raise map_exception(exc, verb or method.lower(), resource or path, namespace, name, host=self.host)
         if raw:
             return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         if not data:

@@ -101,6 +101,8 @@ def _list_pods(kube, namespace, selector):
         except ShmfixError as err:
             if err.status == 404:
                 raise ShmfixError("namespace %r does not exist" % namespace, status=404, reason=err.reason)
+            if err.status != 403:  # 403: the credentials may not tell; no pod is no pod
+                raise
     return items
 
 
@@ -156,7 +158,7 @@ def exec_df(kube, namespace, pod, container, timeout):
         try:
             result = exec_in_pod(kube, namespace, pod, container, command, timeout)
         except ExecRefused as err:
-            return None, "exec refused (%s): %s" % (err.status, _msg(err.body or err.reason or err.msg))
+            return None, "exec refused: %s" % err.msg
         if result.timed_out:
             return None, "exec of %s timed out after %ss" % (" ".join(command), timeout)
         stdout, stderr = result.stdout, result.stderr
@@ -171,13 +173,6 @@ def exec_df(kube, namespace, pod, container, timeout):
         if not any(m in message.lower() or m in stderr.lower() for m in NOT_FOUND_MARKERS):
             break
     return None, last_error
-
-
-def _msg(body):
-    try:
-        return json.loads(body).get("message") or body
-    except (ValueError, TypeError, AttributeError):
-        return str(body)
 
 
 def _status(text):

@@ -130,13 +130,17 @@ def _size_findings(result, target_bytes, node_allocatable):
     size_limit = result["size_limit_bytes"]
     pod_limit = result["pod_memory_limit_bytes"]
     memory = any(c["state"] in MEMORY_STATES for c in result["containers"])
-    if memory and size_limit and pod_limit and size_limit > pod_limit:
+    if memory and size_limit and pod_limit and size_limit > pod_limit and result["node_mode"] != NODE_EVICTION:
+        # only a kubelet that sizes memory emptyDirs caps the tmpfs; on an eviction node it is half the RAM
+        where = "where the kubelet sizes memory emptyDirs (SizeMemoryBackedVolumes), " if result["node_mode_assumed"] else ""
         found.append(
             finding(
                 "warning",
                 "size_limit_above_memory_limit",
-                "sizeLimit {0} of volume {1} is above the pod memory limit {2}: the kubelet silently caps the tmpfs at {2}; "
-                "lower sizeLimit to at most {3} or raise limits.memory.".format(human(size_limit), result["volume"], human(pod_limit), format_bytes(pod_limit)),
+                "sizeLimit {0} of volume {1} is above the pod memory limit {2}: {4}the kubelet silently caps the tmpfs at {2}; "
+                "lower sizeLimit to at most {3} or raise limits.memory.".format(
+                    human(size_limit), result["volume"], human(pod_limit), format_bytes(pod_limit), where
+                ),
             )
         )
     if any(c["state"] == UNBOUNDED_MEMORY for c in result["containers"]) and not pod_limit:
@@ -187,6 +191,17 @@ def _mount_findings(result):
                     ", ".join(result["volumes"]),
                     human(RUNTIME_DEFAULT_BYTES),
                 ),
+            )
+        )
+    sidecars = [c["name"] for c in result.get("init_containers") or [] if c.get("sidecar") and not c["volume"]]
+    if sidecars and result["state"] != HOST_IPC:
+        found.append(
+            finding(
+                "info",
+                "sidecars_without_mount",
+                "native sidecars {0} (init containers with restartPolicy: Always) have no /dev/shm mount: they see the runtime's {1} tmpfs, "
+                "also after a fix (shmfix mounts the volume in regular containers only); mount it in them by hand if they use shared "
+                "memory with the app.".format(", ".join(sidecars), human(RUNTIME_DEFAULT_BYTES)),
             )
         )
     if len(result["volumes"]) > 1:

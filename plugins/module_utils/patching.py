@@ -30,7 +30,7 @@ from ansible_collections.shmfix.k8s.plugins.module_utils.options import at_least
 from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import CHANGED_ACTIONS
 from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import ANNOTATION_ORIGINAL, ANNOTATION_SIZE_LIMIT, ANNOTATION_SKIP, is_skipped
 from ansible_collections.shmfix.k8s.plugins.module_utils.quantity import parse_bytes
-from ansible_collections.shmfix.k8s.plugins.module_utils.records import assess_object, pod_template
+from ansible_collections.shmfix.k8s.plugins.module_utils.records import assess_object, nodes_warning, pod_template
 from ansible_collections.shmfix.k8s.plugins.module_utils.selection import resolve_kinds, select_workloads
 from ansible_collections.shmfix.k8s.plugins.module_utils.size_policy import desired_size
 
@@ -378,9 +378,10 @@ def run_patch(kube, params, check_mode=False, want_diff=False):
     """
     start = kube.calls
     request = patch_request(params)
+    warnings = []
     try:
         specs = resolve_kinds(kube, params.get("kinds"), params.get("extra_kinds"))
-        selected = select_workloads(kube, params, specs)
+        selected = select_workloads(kube, params, specs, warnings)
         nodes = read_nodes(kube)
         planned = [(spec, obj, plan_object(spec, obj, nodes, request)) for spec, obj in selected]
         outcomes = write_all(kube, planned, nodes, request, check_mode, want_diff, params.get("parallelism") or DEFAULT_PARALLELISM)
@@ -395,8 +396,16 @@ def run_patch(kube, params, check_mode=False, want_diff=False):
         "api_calls": kube.calls - start,
         "api_retries": kube.retried,
     }
+    warnings += [w for w in [nodes_warning(nodes)] if w]
+    if warnings:
+        result["warnings"] = warnings
     if want_diff:
         result["diff"] = [diff for _record, diff in outcomes if diff]
+        for record, diff in outcomes:
+            # Ansible's callbacks show the diff of a looped task item by item, and take a result with a
+            # ``results`` key (this module's) for a loop: each changed record carries its own diff.
+            if diff:
+                record.update(diff=diff, changed=True)
     message = _failure_message(records)
     if message:
         raise ShmfixError(message, result=result)

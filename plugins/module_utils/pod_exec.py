@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import importlib.util
 import json
+import re
 import time
 
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
@@ -37,13 +38,44 @@ def _stream_api():
     return _LOADED["core"], _LOADED["stream"]
 
 
-class ExecRefused(ShmfixError):
-    """The exec stream could not be opened (ApiException, websocket or socket error); ``cause`` is that exception."""
+# kubernetes.stream reports a refused websocket upgrade as ApiException(status=0, reason="Handshake status
+# 403 Forbidden -+-+- {headers} -+-+- {body}"): the real status and the server's Status body are in the text.
+_HANDSHAKE = re.compile(r"Handshake status (?P<status>\d{3})\s*(?P<reason>[^-]*?)\s*-\+-\+-.*?-\+-\+-\s*(?P<body>.*)$", re.DOTALL)
 
-    def __init__(self, cause):
-        super(ExecRefused, self).__init__(
-            str(cause), status=getattr(cause, "status", None), reason=getattr(cause, "reason", None), body=getattr(cause, "body", None)
-        )
+
+def _refusal(cause):
+    """(status, reason, server message) of a refused exec (a refused upgrade, or an ApiException), or (None, None, None)."""
+    match = _HANDSHAKE.search(str(getattr(cause, "reason", None) or cause))
+    if match:
+        status, reason, body = int(match.group("status")), match.group("reason").strip() or None, match.group("body").strip()
+    elif getattr(cause, "status", None):
+        status, reason, body = cause.status, getattr(cause, "reason", None), getattr(cause, "body", None) or getattr(cause, "reason", "") or ""
+    else:
+        return None, None, None
+    try:
+        message = json.loads(body).get("message") or body
+    except (ValueError, TypeError, AttributeError):
+        message = body
+    return status, reason, str(message)[:500]
+
+
+class ExecRefused(ShmfixError):
+    """The exec stream could not be opened (ApiException, websocket or socket error); ``cause`` is that exception.
+
+    A refusal by the API server says so in the client's words: 'forbidden: the credentials may not exec
+    pods/exec <pod> in namespace <ns> (...): <the server's message>', with its real status.
+    """
+
+    def __init__(self, cause, namespace=None, pod=None):
+        status, reason, message = _refusal(cause)
+        what = "exec in pods/exec %s%s" % (pod or "?", " in namespace %s" % namespace if namespace else "")
+        if status == 403:
+            msg = "forbidden: the credentials may not %s (resource 'pods/exec': verb 'get' before Kubernetes 1.35, 'create' from 1.35): %s" % (what, message)
+        elif status:
+            msg = "API error %s %s while trying to %s: %s" % (status, reason or "", what, message)
+        else:
+            msg = "cannot %s: %s" % (what, cause)
+        super(ExecRefused, self).__init__(msg, status=status, reason=reason, body=getattr(cause, "body", None))
         self.cause = cause
 
 
@@ -89,7 +121,7 @@ def _open(kube, namespace, pod, container, command, timeout):
             _request_timeout=timeout,
         )
     except Exception as exc:  # noqa: BLE001 - ApiException, websocket and socket errors: exec is impossible
-        raise ExecRefused(exc)
+        raise ExecRefused(exc, namespace, pod)
 
 
 def exec_in_pod(kube, namespace, pod, container, command, timeout, clock=time.time):

@@ -47,14 +47,17 @@ def _volume_record(pod_spec, assessment):
 
 
 def _containers_record(assessment):
+    """The regular containers and the native sidecars (they run beside them, each with its own /dev/shm)."""
+    sidecars = [c for c in assessment.get("init_containers") or [] if c.get("sidecar")]
     return [
         {
             "name": c.get("name"),
             "state": c.get("state"),
             "effective_bytes": c.get("effective_bytes"),
             "mount": {"volume": c.get("volume"), "read_only": bool(c.get("read_only"))} if c.get("volume") else None,
+            "sidecar": c in sidecars,
         }
-        for c in assessment.get("containers") or []
+        for c in (assessment.get("containers") or []) + sidecars
     ]
 
 
@@ -150,12 +153,18 @@ def summarize_info(records):
     return {"total": len(records), "by_state": by_state, "findings": findings}
 
 
+def nodes_warning(nodes):
+    """The warning of a run whose credentials may not list nodes, or None."""
+    return "nodes cannot be read, effective sizes ignore node allocatable memory: %s" % nodes["error"] if nodes["error"] else None
+
+
 def run_info(kube, params):
     """shm_info: read-only workload records (the module result)."""
     start = kube.calls
+    warnings = []
     try:
         specs = resolve_kinds(kube, params.get("kinds"), params.get("extra_kinds"))
-        selected = select_workloads(kube, params, specs)
+        selected = select_workloads(kube, params, specs, warnings)
         nodes = read_nodes(kube)
     except ShmfixError as err:
         raise err.with_result(api_calls=kube.calls - start)
@@ -167,6 +176,7 @@ def run_info(kube, params):
         "node_allocatable_bytes": nodes["allocatable"],
         "api_calls": kube.calls - start,
     }
-    if nodes["error"]:
-        result["warnings"] = ["nodes cannot be read, effective sizes ignore node allocatable memory: %s" % nodes["error"]]
+    warnings += [w for w in [nodes_warning(nodes)] if w]
+    if warnings:
+        result["warnings"] = warnings
     return result

@@ -70,8 +70,11 @@ def _wanted(spec, obj, exclude, names):
     return not (spec["left_to_owner"] and any(r.get("controller") for r in meta.get("ownerReferences") or []))
 
 
-def _check_namespaces(kube, namespaces, seen):
-    """A namespace given in ``namespaces`` that yielded no object must exist: a typo fails instead of selecting nothing."""
+def _check_namespaces(kube, namespaces, seen, warnings):
+    """A namespace given in ``namespaces`` that yielded no object must exist: a typo fails instead of selecting nothing.
+
+    Credentials that may not read namespaces cannot tell a typo from an empty namespace: that is a warning.
+    """
     for ns in namespaces:
         if ns in seen:
             continue
@@ -80,12 +83,19 @@ def _check_namespaces(kube, namespaces, seen):
         except ShmfixError as err:
             if err.status == 404:
                 raise ShmfixError("namespace %r (in namespaces) does not exist" % ns, status=404, reason=err.reason)
-            if err.status != 403:  # cannot check: say nothing, the lists worked
+            if err.status != 403:
                 raise
+            warnings.append(
+                "namespace %r (in namespaces) has no selected workload, and whether it exists cannot be checked: %s; "
+                "grant get on namespaces to catch a typo" % (ns, err.msg)
+            )
 
 
-def select_workloads(kube, params, specs):
-    """[(KindSpec, obj)] for the selection. One list call per kind (per namespace when namespaces is set)."""
+def select_workloads(kube, params, specs, warnings=None):
+    """[(KindSpec, obj)] for the selection. One list call per kind (per namespace when namespaces is set).
+
+    What the credentials do not let it check is appended to ``warnings`` (a list), when given.
+    """
     namespaces = params.get("namespaces")
     exclude = set(params.get("exclude_namespaces") or [])
     names = set(params.get("names") or [])
@@ -102,5 +112,5 @@ def select_workloads(kube, params, specs):
                 if _wanted(spec, obj, exclude, names):
                     selected.append((spec, obj))
     if namespaces:
-        _check_namespaces(kube, namespaces, seen)
+        _check_namespaces(kube, namespaces, seen, warnings if warnings is not None else [])
     return selected

@@ -24,8 +24,8 @@ description:
   - A rollout fails when its Deployment exceeds its progress deadline, when a new pod does not survive the soak, or
     (with O(fail_fast)) when a pod of the new revision is stuck (CrashLoopBackOff, image pull errors, OOM-killed,
     unschedulable); it times out after O(wait_timeout).
-  - With O(wait=false) each workload is looked at once and reported with RV(results[].healthy) and
-    RV(results[].problems): whether all its desired replicas are available and none of its pods is stuck.
+  - With O(wait=false) each workload is looked at once and reported with C(healthy) and
+    C(problems), whether all its desired replicas are available and none of its pods is stuck.
   - Kinds without a rollout (ReplicaSet, ReplicationController, CronJob, Job, Pod) are reported C(not_applicable)
     with what that means for their pods. A paused Deployment or an C(OnDelete) update strategy is reported C(manual).
   - Read-only; never reports a change.

@@ -91,7 +91,7 @@ options:
   force:
     description:
       - With O(state=absent), also roll back a workload whose shm volume was changed since shmfix wrote it (for example a
-        C(sizeLimit) raised by hand): what was there before shmfix is put back. Without it such a workload is skipped and
+        C(sizeLimit) raised by hand), putting back what was there before shmfix. Without it such a workload is skipped and
         the drift reported.
       - A volume shmfix added that other mounts now use is never removed (the API server would refuse it); restore it by hand.
     type: bool
@@ -155,6 +155,8 @@ results:
       restored, would_restore, unchanged, skipped, immutable, failed), C(reason), C(before) and C(after)
       (C(state), C(size_limit_bytes), C(effective_bytes)), C(snippet) (YAML for GitOps/Helm-managed workloads)
       and C(error).
+    - In diff mode a changed record also carries its own C(diff) and C(changed=true), so that Ansible shows every
+      workload's diff also when the task runs in a loop (as the remediate role's waves do).
   returned: success
   type: list
   elements: dict

@@ -40,7 +40,7 @@ def canary_probes(version_check_result, node_selector=None, per="version"):
     per='version': one probe per group of nodes with the same kubelet minor version and expected
     enforcement; per='mode': one per expected enforcement; per='node': one per node. Each probe is
     pinned to the first node of its group by the kubernetes.io/hostname label (plus node_selector)
-    and lists the nodes it stands for in ``covers``. ``expect`` is set only when the expected
+    and lists the nodes it stands for in ``covers``. ``expect`` is there only when the expected
     enforcement is known (feature gates read from configz, or stated by a node label); for a
     version default it is an assumption the canary checks, not a requirement.
     """
@@ -57,13 +57,11 @@ def canary_probes(version_check_result, node_selector=None, per="version"):
         selector = dict(node_selector or {})
         selector["kubernetes.io/hostname"] = node.get("hostname") or node["name"]
         name = slug(key)
-        probe = {
-            "name": name,
-            "node_selector": selector,
-            "expect": mode if node.get("expected_source") in AUTHORITATIVE_SOURCES else None,
-            "assumed": mode,
-            "covers": [node["name"]],
-        }
+        probe = {"name": name, "node_selector": selector, "assumed": mode, "covers": [node["name"]]}
+        if node.get("expected_source") in AUTHORITATIVE_SOURCES:
+            # known, not assumed: the canary must show it. (No key at all otherwise: the canary
+            # module's 'expect' takes a choice, and an explicit null is none of them.)
+            probe["expect"] = mode
         index[key] = probe
         probes.append(probe)
     return probes

@@ -118,10 +118,13 @@ def _patched_records(patch_results):
     for res in loop_items(patch_results):
         for record in res.get("results") or []:
             patched[workload_key(record)] = record
-        if res.get("failed") and not res.get("results"):
+        if res.get("failed"):
+            # a run that stopped (403, unreachable) reports only the records that finished: the rest are its error
             item = res.get("item") or {}
             for name in item.get("names") or []:
-                group_errors[workload_key(dict(item, name=name))] = res.get("msg") or "shm_patch failed"
+                key = workload_key(dict(item, name=name))
+                if key not in patched:
+                    group_errors[key] = res.get("msg") or "shm_patch failed"
     return patched, group_errors
 
 
@@ -222,11 +225,28 @@ def merge_wave(plan_items, patch_results, rollout_results, df_before=None, df_af
 # --------------------------------------------------------------------------- audit and failures
 
 
+def _audit_entry(entry, item, node_info):
+    """One df entry of an audited workload, with what this pod's node makes of its /dev/shm and the verdict."""
+    node = node_info.get(entry.get("node")) or {}
+    enforcement = node.get("expected_enforcement") or "sized"
+    state = item.get("state")
+    verdict, note, expected = None, entry.get("reason") or "", None
+    if entry.get("size_bytes") is not None and state in MEMORY_STATES:
+        # a memory emptyDir is what the pod's node makes of it: sized, or half the node's RAM with eviction
+        expected = int(node["memory_capacity_bytes"]) // 2 if enforcement == "eviction" and node.get("memory_capacity_bytes") else item.get("effective_bytes")
+        verdict, note = compare_size(entry["size_bytes"], item.get("effective_bytes"), enforcement, node.get("memory_capacity_bytes"))
+    elif entry.get("size_bytes") is not None and state == "runtime_default":
+        expected = RUNTIME_DEFAULT_BYTES
+        verdict, note = compare_size(entry["size_bytes"], RUNTIME_DEFAULT_BYTES, "sized")
+    return dict(_df_fields(entry), enforcement=enforcement, expected_bytes=expected, verdict=verdict, note=note)
+
+
 def audit_records(workloads, df_loop=None, nodes=None, verify=False):
     """shm_info records with action 'audited' and the df of their running pods.
 
-    With verify, the df of every workload whose /dev/shm is a memory-backed emptyDir is compared
-    with its expected effective size (per node enforcement), as after a remediation.
+    Every measured pod is compared with what its own node makes of the workload's /dev/shm (a memory
+    emptyDir on an eviction node is half the node's RAM; the runtime default is 64 MiB everywhere).
+    With verify, a workload whose memory-backed /dev/shm should run pods and runs none is 'unverified'.
     """
     measured = df_by_workload(df_loop)
     node_info = {n.get("name"): n for n in nodes or []}
@@ -234,17 +254,9 @@ def audit_records(workloads, df_loop=None, nodes=None, verify=False):
     for item in workloads or []:
         record = dict(item, action="audited")
         record["reason"] = "; ".join(f.get("message", "") for f in item.get("findings") or [] if f.get("severity") in ("error", "warning"))
-        memory_backed = item.get("state") in MEMORY_STATES
-        entries = []
-        for e in measured.get(workload_key(item), []):
-            verdict, note = None, e.get("reason") or ""
-            if verify and memory_backed and e.get("size_bytes") is not None:
-                node = node_info.get(e.get("node")) or {}
-                verdict, note = compare_size(
-                    e.get("size_bytes"), item.get("effective_bytes"), node.get("expected_enforcement") or "sized", node.get("memory_capacity_bytes")
-                )
-            entries.append(dict(_df_fields(e), verdict=verdict, note=note))
+        entries = [_audit_entry(e, item, node_info) for e in measured.get(workload_key(item), [])]
         record["measured"] = entries
+        memory_backed = item.get("state") in MEMORY_STATES
         if verify and memory_backed and item.get("replicas") and not [e for e in entries if e.get("size_bytes") is not None]:
             # a workload that should run pods and runs none cannot prove its /dev/shm: say so, do not call it ok
             running = len({e.get("pod") for e in entries})

@@ -90,11 +90,20 @@ def test_effective_below_target_says_what_bounds_it():
 
 
 def test_size_limit_above_memory_limit_message():
-    findings = {f["code"]: f for f in assess_fixture("pod-level-resources")["findings"]}
+    findings = {f["code"]: f for f in assess_fixture("pod-level-resources", node_mode="sized")["findings"]}
     assert findings["size_limit_above_memory_limit"]["message"] == (
         "sizeLimit 4 GiB of volume dshm is above the pod memory limit 2 GiB: the kubelet silently caps the tmpfs at 2 GiB; "
         "lower sizeLimit to at most 2Gi or raise limits.memory."
     )
+    # where the node is not known, the cap is said to hold where the kubelet sizes memory emptyDirs
+    assumed = {f["code"]: f for f in assess_fixture("pod-level-resources")["findings"]}
+    assert (
+        "2 GiB: where the kubelet sizes memory emptyDirs (SizeMemoryBackedVolumes), the kubelet silently caps"
+        in assumed["size_limit_above_memory_limit"]["message"]
+    )
+    # on an eviction node nothing caps the tmpfs: no such finding
+    evicted = assess_fixture("pod-level-resources", node_mode="eviction", node_capacity_bytes=NODE_CAPACITY)["findings"]
+    assert "size_limit_above_memory_limit" not in {f["code"] for f in evicted}
 
 
 @pytest.mark.parametrize(

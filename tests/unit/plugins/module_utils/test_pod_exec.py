@@ -103,4 +103,21 @@ def test_exec_in_pod_refused_keeps_the_cause(monkeypatch):
     with pytest.raises(pod_exec.ExecRefused) as err:
         _exec(monkeypatch, refuse=exc)
     assert err.value.cause is exc and err.value.status == 403 and err.value.reason == "Forbidden"
-    assert err.value.msg == str(exc)
+    assert err.value.msg.startswith("forbidden: the credentials may not exec in pods/exec pod in namespace ns (resource 'pods/exec'")
+    assert err.value.msg.endswith(": Forbidden")
+
+
+def test_a_refused_exec_is_named_in_the_clients_words():
+    # what kubernetes.stream raises when the API server refuses the websocket upgrade (seen with a read-only token)
+    reason = (
+        "Handshake status 403 Forbidden -+-+- {'audit-id': 'a1', 'date': 'Tue'} -+-+- "
+        '{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \\"web-1\\" is forbidden: User \\"system:serviceaccount:'
+        'shmfix-system:shmfix-audit\\" cannot get resource \\"pods/exec\\" in API group \\"\\" in the namespace \\"shop\\"","reason":"Forbidden","code":403}'
+    )
+    err = pod_exec.ExecRefused(ApiException(status=0, reason=reason), "shop", "web-1")
+    assert err.status == 403
+    assert err.msg.startswith("forbidden: the credentials may not exec in pods/exec web-1 in namespace shop (resource 'pods/exec'")
+    assert err.msg.endswith('cannot get resource "pods/exec" in API group "" in the namespace "shop"')
+    assert "audit-id" not in err.msg
+    other = pod_exec.ExecRefused(OSError("connection reset"), "shop", "web-1")
+    assert other.msg == "cannot exec in pods/exec web-1 in namespace shop: connection reset" and other.status is None

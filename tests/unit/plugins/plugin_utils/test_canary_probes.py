@@ -22,7 +22,7 @@ def test_canary_probes_one_per_alike_group():
     assert probes == [
         {"name": "v1-34-sized", "node_selector": {"pool": "x", "kubernetes.io/hostname": "a1"}, "expect": "sized", "assumed": "sized", "covers": ["a1", "a2"]},
         # a version default is an assumption: the canary decides
-        {"name": "v1-31-eviction", "node_selector": {"pool": "x", "kubernetes.io/hostname": "b1"}, "expect": None, "assumed": "eviction", "covers": ["b1"]},
+        {"name": "v1-31-eviction", "node_selector": {"pool": "x", "kubernetes.io/hostname": "b1"}, "assumed": "eviction", "covers": ["b1"]},
     ]
     assert [p["name"] for p in canary_probes.canary_probes(graded, per="mode")] == ["sized", "eviction"]
     assert [p["covers"] for p in canary_probes.canary_probes(graded, per="node")] == [["a1"], ["a2"], ["b1"]]
