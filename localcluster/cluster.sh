@@ -141,7 +141,8 @@ start_apiserver() {
     --service-account-key-file "$p/sa.pub" --service-account-signing-key-file "$p/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
     --endpoint-reconciler-type none \
-    --allow-privileged=true --profiling=false
+    --allow-privileged=true --profiling=false \
+    --feature-gates MutatingAdmissionPolicy=true --runtime-config admissionregistration.k8s.io/v1beta1=true
   wait_or_fail 120 kube-apiserver curl_admin -f "$APISERVER_URL/readyz"
 }
 
