@@ -323,7 +323,7 @@ def test_html_says_why_a_nodes_enforcement_is_assumed():
     assert local[row + 4].startswith("assumed from the default of kubelet v1.31.14, feature gates not read: configz not readable:")
     assert 'cannot get resource "nodes/proxy"' in local[row + 4]
     assert local[row + 4].endswith("canary v1-31-sized proved eviction, not sized")
-    assert local[row + 5] == "eviction"
+    assert local[row + 5] == "eviction not as expected"
 
 
 def _bar_widths(section, series=None):
