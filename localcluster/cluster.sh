@@ -70,7 +70,7 @@ build_etcd() {
 # Images are keyed by a hash of everything that goes into them.
 image_dir() {
   local h
-  h=$( { cat "$LC_DIR/scripts/build-images.py" "$LC_DIR/images/pause.c"; dpkg-query -W -f='${Version}' busybox-static; } | sha256sum | cut -c1-12)
+  h=$( { cat "$LC_DIR/scripts/build-images.py" "$LC_DIR/images/pause.c" "$LC_DIR/images/shm-mmap.c"; dpkg-query -W -f='${Version}' busybox-static; } | sha256sum | cut -c1-12)
   echo "$CACHE/images-$h"
 }
 
@@ -81,7 +81,17 @@ build_images() {
   log "building images into $IMAGE_DIR"
   mkdir -p "$IMAGE_DIR"
   gcc -static -Os -s -o "$IMAGE_DIR/pause" "$LC_DIR/images/pause.c" || die "compiling pause.c failed (needs gcc and libc6-dev)"
-  python3 "$LC_DIR/scripts/build-images.py" "$IMAGE_DIR" /bin/busybox "$IMAGE_DIR/pause" >&2
+  gcc -static -Os -s -o "$IMAGE_DIR/shm-mmap" "$LC_DIR/images/shm-mmap.c" || die "compiling shm-mmap.c failed (needs gcc and libc6-dev)"
+  python3 "$LC_DIR/scripts/build-images.py" "$IMAGE_DIR" /bin/busybox "$IMAGE_DIR/pause" "$IMAGE_DIR/shm-mmap" >&2
+}
+
+# A running cluster gets the images of this checkout (a changed image has a new cache key): the
+# import only retags, running containers keep the image they started with.
+refresh_images() {
+  local node
+  build_images
+  for node in "${NODES[@]}"; do node_import_images "$node"; done
+  log "images of $IMAGE_DIR imported into the containerd of ${NODES[*]}"
 }
 
 cmd_build() {
@@ -268,6 +278,7 @@ cmd_up() {
   local start=$SECONDS leftovers node
   if [ -d "$STATE/run" ] && cluster_healthy; then
     log "cluster already up and healthy; reusing it (kubeconfig: $STATE/kubeconfig)"
+    refresh_images
     return 0
   fi
   leftovers=$(cluster_leftovers)

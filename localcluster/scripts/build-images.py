@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Build the embedded cluster's container images as OCI layout tars, without a registry.
 
-    build-images.py <out dir> <busybox binary> <pause binary>
+    build-images.py <out dir> <busybox binary> <pause binary> <shm-mmap binary>
 
 Writes <out dir>/busybox.tar (localhost/shmfix/busybox:local, every busybox applet as a symlink
-in /bin) and <out dir>/pause.tar (localhost/shmfix/pause:local). Each tar is an OCI image layout
+in /bin, and /bin/shm-mmap: images/shm-mmap.c, the mmap writer that dies with SIGBUS on a full
+/dev/shm) and <out dir>/pause.tar (localhost/shmfix/pause:local). Each tar is an OCI image layout
 (oci-layout, index.json, blobs/sha256/...) with one uncompressed layer, which
 `ctr -n k8s.io images import` (containerd 1.6) accepts. Output is deterministic (mtime 0,
 uid/gid 0), so the same inputs give the same image digests. Standard library only.
@@ -51,9 +52,11 @@ def _layer(build):
     return buf.getvalue()
 
 
-def busybox_layer(busybox):
+def busybox_layer(busybox, shm_mmap):
     with open(busybox, "rb") as f:
         binary = f.read()
+    with open(shm_mmap, "rb") as f:
+        writer = f.read()
     applets = subprocess.run([busybox, "--list"], check=True, capture_output=True, text=True).stdout.split()
     if "sh" not in applets or "df" not in applets or "dd" not in applets:
         sys.exit(f"build-images: {busybox} lacks sh/df/dd applets; install busybox-static")
@@ -63,6 +66,7 @@ def busybox_layer(busybox):
             _add_dir(tar, d)
         _add_dir(tar, "tmp", 0o1777)
         _add_file(tar, "bin/busybox", binary, 0o755)
+        _add_file(tar, "bin/shm-mmap", writer, 0o755)
         for applet in sorted(set(applets)):
             if applet != "busybox":
                 _add_symlink(tar, f"bin/{applet}", "busybox")
@@ -132,12 +136,12 @@ def write_oci_tar(path, ref, layer, config_extra):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) != 5:
         sys.exit(__doc__)
-    out, busybox, pause = sys.argv[1:]
+    out, busybox, pause, shm_mmap = sys.argv[1:]
     os.makedirs(out, exist_ok=True)
     env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-    d1 = write_oci_tar(os.path.join(out, "busybox.tar"), BUSYBOX_REF, busybox_layer(busybox),
+    d1 = write_oci_tar(os.path.join(out, "busybox.tar"), BUSYBOX_REF, busybox_layer(busybox, shm_mmap),
                        {"Env": env, "Cmd": ["sh"], "WorkingDir": "/"})
     d2 = write_oci_tar(os.path.join(out, "pause.tar"), PAUSE_REF, pause_layer(pause),
                        {"Env": env, "Entrypoint": ["/pause"], "WorkingDir": "/"})

@@ -1,4 +1,4 @@
-"""The seed's four observations (seed/kubernetes-shared-memory.md), measured on the embedded cluster.
+"""The seed's four observations (seed/kubernetes-shared-memory.md), and the failure users see, measured on the embedded cluster.
 
 a. no shm volume: /dev/shm is containerd's 64 MiB tmpfs; dd stops at exactly 64 MiB.
 b. emptyDir {medium: Memory} without sizeLimit on a kubelet with SizeMemoryBackedVolumes:
@@ -6,6 +6,8 @@ b. emptyDir {medium: Memory} without sizeLimit on a kubelet with SizeMemoryBacke
 c. sizeLimit 256Mi on that kubelet: a 256 MiB tmpfs; writes stop at 256 MiB; no eviction.
 d. sizeLimit 256Mi on the kubelet with the feature off (v1.31, gate false): a tmpfs of half the
    node's RAM; 356 MiB are written; the kubelet evicts the pod like in the seed.
+e. no shm volume, writes through mmap (shm-mmap, as PyTorch's shared-memory tensors): SIGBUS
+   (exit code 135) after exactly 64 MiB; with a 256Mi memory emptyDir all 100 MiB are written.
 """
 
 from __future__ import annotations
@@ -139,3 +141,49 @@ def test_d_size_limit_without_the_feature_is_enforced_by_eviction(kubectl, names
     assert events[0]["type"] == "Warning"
     assert events[0]["message"].strip() == 'Usage of EmptyDir volume "dshm" exceeds the limit "256Mi".'
     assert events[0]["source"].get("host") == EVICTION_NODE or events[0].get("reportingInstance") == EVICTION_NODE
+
+
+# e. The failure users see: a program that writes /dev/shm through a MAP_SHARED mapping (PyTorch's
+#    shared-memory tensors) gets SIGBUS at the page that no longer fits, where dd gets ENOSPC.
+MMAP_MIB = 100
+
+
+def mmap_pod(name: str, node_mode: str, volumes=None, mounts=None) -> dict:
+    """A pod whose only container runs shm-mmap (localcluster/images/shm-mmap.c) once."""
+    pod = busybox_pod(name, node_mode, volumes, mounts)
+    pod["spec"]["containers"][0]["command"] = ["shm-mmap", str(MMAP_MIB)]
+    return pod
+
+
+def wait_terminated(kubectl, namespace, pod: str, timeout: float = 120) -> dict:
+    """The terminated state of the pod's container once the pod has ended (Succeeded or Failed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        obj = kubectl.json("get", "pod", "-n", namespace, pod)
+        if obj["status"].get("phase") in ("Succeeded", "Failed"):
+            return obj["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert time.monotonic() < deadline, f"pod {pod} still {obj['status'].get('phase')} after {timeout}s"
+        time.sleep(1)
+
+
+def written_lines(kubectl, namespace, pod: str) -> list[str]:
+    return [line for line in kubectl("logs", "-n", namespace, pod).splitlines() if line.startswith("shm-mmap: written ")]
+
+
+@pytest.mark.parametrize("node_mode,node", [("sized", SIZED_NODE), ("eviction", EVICTION_NODE)])
+def test_e_mmap_writer_dies_of_sigbus_at_64mib_and_writes_all_with_a_memory_volume(kubectl, namespace, node_mode, node):
+    kubectl.apply(mmap_pod("default-shm", node_mode), namespace)
+    # 256Mi: above what is written, so the eviction node's kubelet (sizeLimit enforced by eviction) keeps the pod.
+    kubectl.apply(mmap_pod("sized-shm", node_mode, memory_volume("256Mi"), DSHM), namespace)
+
+    killed = wait_terminated(kubectl, namespace, "default-shm")
+    assert killed["exitCode"] == 135, killed  # 128 + SIGBUS (7): "Bus error"
+    lines = written_lines(kubectl, namespace, "default-shm")
+    assert lines[-1] == f"shm-mmap: written 64 MiB ({64 * MiB} bytes)", lines[-3:]
+    assert kubectl.json("get", "pod", "-n", namespace, "default-shm")["spec"]["nodeName"] == node
+
+    done = wait_terminated(kubectl, namespace, "sized-shm")
+    assert done["exitCode"] == 0, done
+    assert written_lines(kubectl, namespace, "sized-shm")[-1] == f"shm-mmap: written {MMAP_MIB} MiB ({MMAP_MIB * MiB} bytes)"
+    assert f"shm-mmap: done: {MMAP_MIB} MiB ({MMAP_MIB * MiB} bytes)" in kubectl("logs", "-n", namespace, "sized-shm")
+    assert kubectl.json("get", "pod", "-n", namespace, "sized-shm")["spec"]["nodeName"] == node
