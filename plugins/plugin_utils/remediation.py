@@ -146,7 +146,7 @@ def _measured_after(entries, record, node_info):
 
 
 def _df_fields(entry):
-    return {k: entry.get(k) for k in ("pod", "container", "node", "size_bytes", "method")}
+    return {k: entry.get(k) for k in ("pod", "container", "node", "size_bytes", "method", "reason")}
 
 
 def _with_measured(block, entries):

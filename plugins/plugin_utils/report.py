@@ -266,9 +266,16 @@ def _sort_workloads(remediate):
 
 
 def _result_failure(groups, mismatches, enforcement, remediate):
-    """The failure of a cluster that ran but did not end as asked, or None."""
+    """The failure of a cluster that ran but did not end as asked, or None.
+
+    What an audit measured (df of workloads it did not change) fails only a verify run: an audit
+    reports it and ends ok, as a read-only look should.
+    """
     reasons = []
-    unverified = [e for e in groups["audited"] if e["verdict"] == "unverified"]
+    judged = groups["audited"] if remediate.get("mode") == "verify" else []
+    unverified = [e for e in judged if e["verdict"] == "unverified"]
+    audited = {id(e) for e in groups["audited"]}
+    mismatches = [e for e in mismatches if judged or id(e) not in audited]
     if groups["failed"]:
         reasons.append("%d workload(s) failed" % len(groups["failed"]))
     if mismatches:
@@ -294,22 +301,11 @@ def _counts(groups, mismatches):
 
 
 def _waves_run(remediate):
-    """How many of the planned waves ran (None when the records cannot tell).
-
-    remediate_result's ``waves_run`` when it records it; else every wave when the run did not stop
-    (only a stop leaves waves untouched); else the batch size that fits the records of the waves that
-    ran (they carry a ``rollout`` key, or were skipped as broken) and the untouched ones.
-    """
-    planned = int(remediate.get("waves") or 0)
+    """How many of the planned waves ran: what the remediate role recorded; when a record has no
+    ``waves_run`` (a role older than this report), every wave if the run did not stop, else unknown."""
     if remediate.get("waves_run") is not None:
         return int(remediate["waves_run"])
-    untouched = len(remediate.get("untouched") or [])
-    if not remediate.get("stopped") or not untouched:
-        return planned
-    ran = len([w for w in remediate.get("workloads") or [] if "rollout" in w or str(w.get("reason") or "").startswith("broken before the run")])
-    total = ran + untouched
-    runs = {ran // b for b in range(1, total + 1) if ran % b == 0 and -(-total // b) == planned and -(-untouched // b) == planned - ran // b}
-    return runs.pop() if len(runs) == 1 else None
+    return None if remediate.get("stopped") else int(remediate.get("waves") or 0)
 
 
 def build_cluster(record):

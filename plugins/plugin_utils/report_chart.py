@@ -131,15 +131,15 @@ def _bar(series, y, high):
     }
 
 
-def _limit_marker(entry, bar, high):
+def _limit_marker(entry, after_bar, high):
     """A mark at the sizeLimit on the after bar when the bar does not end there (eviction-enforced nodes)."""
     limit = (entry.get("after") or {}).get("size_limit_bytes")
-    if limit is None or bar["bytes"] is None or bar["series"] != "after":
+    if limit is None or after_bar["bytes"] is None or after_bar["series"] != "after":
         return None
     x = round(LEFT + bar_width(limit, high), 1)
-    if abs(x - (LEFT + bar["width"])) < 4:
+    if abs(x - (LEFT + after_bar["width"])) < 4:
         return None
-    return {"x": x, "y1": bar["y"] - 2, "y2": bar["y"] + BAR_H + 2, "text": "sizeLimit " + human(limit)}
+    return {"x": x, "y1": after_bar["y"] - 2, "y2": after_bar["y"] + BAR_H + 2, "text": "sizeLimit " + human(limit)}
 
 
 def _row(entry, group, top, high):

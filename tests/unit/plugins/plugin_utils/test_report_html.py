@@ -203,6 +203,7 @@ FAILED_CLUSTER = {
     "remediate": {
         "mode": "remediate",
         "waves": 5,
+        "waves_run": 2,
         "stopped": True,
         "stopped_reason": "stopped after 1 failed workload(s); 3 left untouched",
         "untouched": [
