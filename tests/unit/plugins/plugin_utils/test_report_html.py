@@ -307,7 +307,7 @@ def test_html_has_every_workload_row_with_its_reason():
     at = page.divs.index("pg-0/postgres: 4 GiB (sized)")
     assert page.divs[at + 1] == "pg-0/exporter: 4 GiB (sized)"
     # the df before that could not be taken says why
-    assert "unbounded_memory, 16 GiB df: not measured (df unavailable)" in local
+    assert "unbounded_memory, 16 GiB df: not measured (%s)" % FORBIDDEN_EXEC in local
     # left as is: the reason, the concern, and the fine one recognisable
     row = local.index("StatefulSet shmfix-demo/pg-limited")
     assert local[row + 2] == "needs a look"
@@ -388,7 +388,7 @@ def test_markdown_shows_what_users_asked_for():
     assert "Waves: 2 of 5 ran; stopped after 1 failed workload(s); 3 left untouched." in text
     assert "Waves: 1 of 1 ran." in text
     assert "pg-0/postgres: 4 GiB (4294967296 B, sized)<br>pg-0/exporter: 4 GiB (4294967296 B, sized)" in text
-    assert "unbounded_memory, 16 GiB (df: not measured, df unavailable)" in text
+    assert "unbounded_memory, 16 GiB (df: not measured, %s)" % FORBIDDEN_EXEC in text
     assert "### Already fine" not in text
     assert "### Left as is, and why" in text
     assert "- **needs a look**: StatefulSet shmfix-demo/pg-limited (unbounded_memory, 1 GiB): volume dshm is Memory emptyDir" in text
