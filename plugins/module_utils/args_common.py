@@ -73,3 +73,7 @@ SIZE_POLICY_ARG_SPEC = dict(
     volume_name=dict(type="str", default=DEFAULT_VOLUME_NAME),
 )
 SIZE_POLICY_MUTUALLY_EXCLUSIVE = [("size_limit", "size_ratio")]
+
+# The name of shmfix's admission policy: admission_policy and admission_info.
+DEFAULT_ADMISSION_POLICY_NAME = "shmfix-shm"
+ADMISSION_ARG_SPEC = dict(name=dict(type="str", default=DEFAULT_ADMISSION_POLICY_NAME))
