@@ -274,3 +274,41 @@ def _metadata_findings(result):
             )
         )
     return found
+
+
+_EVIDENCE_WORDS = {
+    "sigbus": "a container died of SIGBUS",
+    "oom_killed": "a container was OOM-killed",
+    "df_usage": "/dev/shm is nearly full",
+    "no_space_log": "the logs say the space ran out",
+}
+
+
+def evidence_findings(evidence, state):
+    """Findings of a workload's evidence (evidence.evidence_record): one warning per kind of evidence, and
+    an info for images known to need shared memory when /dev/shm is still the runtime default (``state``)."""
+    found = []
+    items = (evidence or {}).get("items") or []
+    for kind in [k for k in _EVIDENCE_WORDS if any(i["kind"] == k for i in items)]:
+        same = [i for i in items if i["kind"] == kind]
+        more = " (and %d more)" % (len(same) - 1) if len(same) > 1 else ""
+        found.append(
+            finding(
+                "warning",
+                "shm_pressure_" + kind,
+                "evidence that /dev/shm is too small, %s: %s%s; give it a memory emptyDir (shmfix.k8s.shm_patch, remediate_target=evidence)."
+                % (_EVIDENCE_WORDS[kind], same[0]["message"], more),
+            )
+        )
+    likely = (evidence or {}).get("likely") or []
+    if likely and not items and state == RUNTIME_DEFAULT:
+        known = ", ".join("%s runs %s (%s)" % (x["container"], x["software"], x["image"]) for x in likely)
+        found.append(
+            finding(
+                "info",
+                "likely_needs_shm",
+                f"{known}: software known to use more than the runtime's {human(RUNTIME_DEFAULT_BYTES)} of /dev/shm; no evidence yet that "
+                "its pods hit the limit (remediate_target=likely picks it).",
+            )
+        )
+    return found

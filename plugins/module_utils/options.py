@@ -17,6 +17,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
+from ansible_collections.shmfix.k8s.plugins.module_utils.evidence import DEFAULT_DF_THRESHOLD, DEFAULT_LOG_LINES
 from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import DEFAULT_VOLUME_NAME, EXISTING_MODES
 from ansible_collections.shmfix.k8s.plugins.module_utils.quantity import parse_bytes, parse_ratio
 from ansible_collections.shmfix.k8s.plugins.module_utils.units import format_bytes
@@ -58,3 +59,22 @@ def at_least_one(params, *keys):
     for key in keys:
         if params.get(key) is not None and params[key] < 1:
             raise ShmfixError("%s must be at least 1, got %r" % (key, params[key]))
+
+
+def evidence_options(params):
+    """{evidence, df, threshold, logs, log_lines} of shm_info's evidence options, validated; ShmfixError otherwise."""
+    at_least_one(params, "evidence_log_lines")
+    threshold = params.get("evidence_df_threshold")
+    threshold = DEFAULT_DF_THRESHOLD if threshold is None else threshold
+    if not 1 <= threshold <= 100:
+        raise ShmfixError("evidence_df_threshold must be a percentage from 1 to 100, got %r" % threshold)
+    df, logs = bool(params.get("evidence_df")), bool(params.get("evidence_logs"))
+    if (df or logs) and params.get("evidence") is False:
+        raise ShmfixError("evidence_df and evidence_logs read the pods that evidence=false does not list; drop evidence=false")
+    return {
+        "evidence": params.get("evidence") is not False,
+        "df": df,
+        "threshold": threshold,
+        "logs": logs,
+        "log_lines": params.get("evidence_log_lines") or DEFAULT_LOG_LINES,
+    }

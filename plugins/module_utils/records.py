@@ -13,7 +13,9 @@ __metaclass__ = type
 
 from ansible_collections.shmfix.k8s.plugins.module_utils.assessment import assess
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
+from ansible_collections.shmfix.k8s.plugins.module_utils.evidence_reads import add_evidence
 from ansible_collections.shmfix.k8s.plugins.module_utils.nodes import node_context, read_nodes
+from ansible_collections.shmfix.k8s.plugins.module_utils.options import evidence_options
 from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import volume_index, volume_medium
 from ansible_collections.shmfix.k8s.plugins.module_utils.quantity import parse_bytes
 from ansible_collections.shmfix.k8s.plugins.module_utils.rollout import desired_and_available
@@ -161,18 +163,21 @@ def nodes_warning(nodes):
 def run_info(kube, params):
     """shm_info: read-only workload records (the module result)."""
     start = kube.calls
-    warnings = []
+    warnings, listed = [], {}
+    opts = evidence_options(params)
     try:
         specs = resolve_kinds(kube, params.get("kinds"), params.get("extra_kinds"))
-        selected = select_workloads(kube, params, specs, warnings)
+        selected = select_workloads(kube, params, specs, warnings, listed)
         nodes = read_nodes(kube)
+        assessed = [assess_object(spec, obj, nodes) for spec, obj in selected]
+        records = [a[0] for a in assessed]
+        evidence = add_evidence(kube, params, opts, records, [a[2] for a in assessed], listed.get("Pod"), warnings)
     except ShmfixError as err:
         raise err.with_result(api_calls=kube.calls - start)
-    records = [assess_object(spec, obj, nodes)[0] for spec, obj in selected]
     result = {
         "changed": False,
         "workloads": records,
-        "summary": summarize_info(records),
+        "summary": dict(summarize_info(records), evidence=evidence),
         "node_allocatable_bytes": nodes["allocatable"],
         "api_calls": kube.calls - start,
     }

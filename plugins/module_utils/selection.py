@@ -91,10 +91,12 @@ def _check_namespaces(kube, namespaces, seen, warnings):
             )
 
 
-def select_workloads(kube, params, specs, warnings=None):
+def select_workloads(kube, params, specs, warnings=None, listed=None):
     """[(KindSpec, obj)] for the selection. One list call per kind (per namespace when namespaces is set).
 
     What the credentials do not let it check is appended to ``warnings`` (a list), when given.
+    ``listed`` (a dict), when given, receives every object listed per built-in kind, owned ones too
+    (shm_info's evidence reuses the list of Pods).
     """
     namespaces = params.get("namespaces")
     exclude = set(params.get("exclude_namespaces") or [])
@@ -107,7 +109,10 @@ def select_workloads(kube, params, specs, warnings=None):
     for spec in specs:
         scopes = [None] if namespaces is None or not spec["namespaced"] else namespaces
         for namespace in scopes:
-            for obj in list_objects(kube, spec, namespace, label_selector):
+            objs = list_objects(kube, spec, namespace, label_selector)
+            if listed is not None and not spec["custom"]:
+                listed.setdefault(spec["kind"], []).extend(objs)
+            for obj in objs:
                 seen.add((obj.get("metadata") or {}).get("namespace"))
                 if _wanted(spec, obj, exclude, names):
                     selected.append((spec, obj))

@@ -28,6 +28,7 @@ PURE = [
         "canary",
         "df",
         "versions",
+        "evidence",
     )
 ] + ["plugin_utils." + name for name in ("report", "version_grading", "canary_probes", "remediation")]
 
