@@ -30,7 +30,7 @@ PURE = [
         "versions",
         "evidence",
     )
-] + ["plugin_utils." + name for name in ("report", "version_grading", "canary_probes", "remediation")]
+] + ["plugin_utils." + name for name in ("report", "version_grading", "canary_probes", "remediation", "targeting")]
 
 
 @pytest.mark.parametrize("module", PURE)
