@@ -39,6 +39,15 @@ def _int(value, default=0):
         return default
 
 
+def _replica_failure(status):
+    """'; pods cannot be created: <the server's message>' when the controller could not create pods
+    (condition ReplicaFailure: a LimitRange, a quota or an admission policy refused them), else ''."""
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return "; pods cannot be created (%s): %s" % (cond.get("reason") or "ReplicaFailure", cond.get("message", ""))
+    return ""
+
+
 def _deployment_state(obj):
     spec, status, meta = obj.get("spec") or {}, obj.get("status") or {}, obj.get("metadata") or {}
     if spec.get("paused"):
@@ -47,11 +56,11 @@ def _deployment_state(obj):
         return PROGRESSING, "waiting for the rollout to be observed"
     for cond in status.get("conditions") or []:
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            return FAILED, "progress deadline exceeded: %s" % cond.get("message", "")
+            return FAILED, "progress deadline exceeded: %s%s" % (cond.get("message", ""), _replica_failure(status))
     replicas = _int(spec.get("replicas"), 1)
     updated = _int(status.get("updatedReplicas"))
     if updated < replicas:
-        return PROGRESSING, "%d out of %d new replicas have been updated" % (updated, replicas)
+        return PROGRESSING, "%d out of %d new replicas have been updated%s" % (updated, replicas, _replica_failure(status))
     if _int(status.get("replicas")) > updated:
         return PROGRESSING, "%d old replicas are pending termination" % (_int(status.get("replicas")) - updated)
     available = _int(status.get("availableReplicas"))

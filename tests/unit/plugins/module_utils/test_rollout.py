@@ -37,6 +37,28 @@ def test_deployment_state(obj, state):
     assert rollout.rollout_state("Deployment", obj)[0] == state
 
 
+def test_deployment_that_cannot_create_pods_says_why():
+    """The controller's ReplicaFailure message (a LimitRange refused the new pods) is in the rollout's message."""
+    refused = {
+        "type": "ReplicaFailure",
+        "status": "True",
+        "reason": "FailedCreate",
+        "message": 'pods "web-2" is forbidden: maximum memory usage per Container is 32Mi, but limit is 64Mi',
+    }
+    deadline = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": 'ReplicaSet "web-2" has timed out progressing.'}
+    state, message = rollout.rollout_state("Deployment", deployment(updated=0, conditions=[deadline, refused]))
+    assert state == "failed"
+    assert message == (
+        'progress deadline exceeded: ReplicaSet "web-2" has timed out progressing.; pods cannot be created (FailedCreate): '
+        'pods "web-2" is forbidden: maximum memory usage per Container is 32Mi, but limit is 64Mi'
+    )
+    state, message = rollout.rollout_state("Deployment", deployment(updated=0, conditions=[refused]))
+    assert state == "progressing" and message.endswith("but limit is 64Mi") and message.startswith("0 out of 2 new replicas")
+    assert (
+        rollout.rollout_state("Deployment", deployment(updated=1, conditions=[dict(refused, status="False")]))[1] == "1 out of 2 new replicas have been updated"
+    )
+
+
 def statefulset(ready=1, current="r1", update="r2", strategy=None, observed=2, partition=None, updated=0):
     spec = {"replicas": 1, "updateStrategy": strategy or {"type": "RollingUpdate"}}
     if partition is not None:
