@@ -110,7 +110,9 @@ def test_ansible_runner_transmit_worker_process(kubectl, kubeconfig, namespace, 
     runner = str(VENV_BIN / "ansible-runner")
     transmit = subprocess.run([runner, "transmit", str(pdd), "-p", "fix.yml", "--ident", "job2"], capture_output=True, timeout=120, check=True)
     worker = subprocess.run([runner, "worker", "--private-data-dir", str(worker_dir)], input=transmit.stdout, capture_output=True, timeout=900, check=False)
-    assert worker.returncode == 0, worker.stderr.decode()[-4000:]
+    # The worker exits with the job's rc (ansible-runner's main() returns res.rc for worker too): 2, a cluster failed.
+    assert worker.returncode == 2, worker.stderr.decode()[-4000:]
+    assert worker.stdout.rstrip().endswith(b'{"eof": true}'), worker.stdout[-400:]
     processed = subprocess.run([runner, "process", str(pdd), "--ident", "job2"], input=worker.stdout, capture_output=True, text=False, timeout=300, check=False)
     assert processed.returncode == 2, processed.stderr.decode()[-4000:]
     check_outcome(kubectl, namespace, pdd / "artifacts" / "job2")

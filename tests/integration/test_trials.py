@@ -60,20 +60,9 @@ def resource_versions(kubectl, namespace):
     return {d["metadata"]["name"]: d["metadata"]["resourceVersion"] for d in kubectl.json("get", "deployments", "-n", namespace)["items"]}
 
 
-def running_ready_pods(kubectl, namespace, app):
-    pods = kubectl.json("get", "pods", "-n", namespace, "-l", f"app={app}")["items"]
-    return [
-        p["metadata"]["name"]
-        for p in pods
-        if p["status"].get("phase") == "Running"
-        and not p["metadata"].get("deletionTimestamp")
-        and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])
-    ]
-
-
 @pytest.fixture
 def three_with_a_broken_middle(kubectl, namespace):
-    """a-web, b-mid, c-api running; then b-mid's command becomes `exit 1`: its old pod runs, its new one crash-loops."""
+    """a-web, b-mid, c-api running; then b-mid's command becomes `exit 1`: its new pod crash-loops."""
     for name in ("a-web", "b-mid", "c-api"):
         kubectl.apply(deployment(name), namespace)
     for name in ("a-web", "b-mid", "c-api"):
@@ -96,7 +85,10 @@ def three_with_a_broken_middle(kubectl, namespace):
             break
         assert time.monotonic() < deadline, "b-mid's new pod never restarted"
         time.sleep(2)
-    assert running_ready_pods(kubectl, namespace, "b-mid"), "b-mid's old pod should still run"
+    # Its old pod usually still runs here, but not always: the new pod is Ready for a moment after each
+    # start, and the deployment controller (minReadySeconds 0) may count it available and scale the old
+    # one away (seen in CI under load). Either way b-mid is broken before the run, which is what both
+    # tests need.
     return namespace
 
 
