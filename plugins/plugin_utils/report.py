@@ -308,6 +308,13 @@ def _waves_run(remediate):
     return None if remediate.get("stopped") else int(remediate.get("waves") or 0)
 
 
+def _admission(result):
+    """What the admission role recorded: the protection active on the cluster (label), what it could run, why unknown."""
+    if not result:
+        return None
+    return {k: result.get(k) for k in ("label", "protection", "available", "enabled", "state", "changed", "check_mode", "note")}
+
+
 def build_cluster(record):
     """One cluster's section of the report from what its roles recorded."""
     record = record or {}
@@ -337,6 +344,7 @@ def build_cluster(record):
         "stopped_reason": remediate.get("stopped_reason") or "",
         "untouched": untouched,
         "mode": remediate.get("mode") or ("remediate" if remediate else None),
+        "admission": _admission(record.get("admission")),
     }
     cluster.update(groups)
     cluster["waves_text"] = waves_text(cluster)
