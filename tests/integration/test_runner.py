@@ -114,5 +114,7 @@ def test_ansible_runner_transmit_worker_process(kubectl, kubeconfig, namespace, 
     assert worker.returncode == 2, worker.stderr.decode()[-4000:]
     assert worker.stdout.rstrip().endswith(b'{"eof": true}'), worker.stdout[-400:]
     processed = subprocess.run([runner, "process", str(pdd), "--ident", "job2"], input=worker.stdout, capture_output=True, text=False, timeout=300, check=False)
-    assert processed.returncode == 2, processed.stderr.decode()[-4000:]
+    # process exits 0 once it has processed the stream (ansible-runner 2.4's Processor keeps rc None): the job's
+    # outcome is what it writes into the artifacts, checked next, as AWX reads it.
+    assert processed.returncode == 0, processed.stderr.decode()[-4000:]
     check_outcome(kubectl, namespace, pdd / "artifacts" / "job2")
