@@ -15,9 +15,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.shmfix.k8s.plugins.module_utils import evidence as ev
-from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import UNCHANGED, WOULD_PATCH, WOULD_RESIZE
+from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import CHANGED_ACTIONS, UNCHANGED, WOULD_RESTORE
 
-PLANNED = (WOULD_PATCH, WOULD_RESIZE)
+# What a shm_patch plan (check mode) would change: would_patch, and would_resize with strategy=inplace.
+PLANNED = tuple(a for a in CHANGED_ACTIONS if a.startswith("would_") and a != WOULD_RESTORE)
 
 
 def _key(item):

@@ -29,7 +29,7 @@ AUDIT = [workload("trainer", SIGBUS), workload("db", likely=PG), workload("web")
 PLAN = [
     {"kind": "Deployment", "namespace": "ml", "name": "trainer", "action": "would_patch", "reason": ""},
     {"kind": "Deployment", "namespace": "ml", "name": "db", "action": "would_patch", "reason": ""},
-    {"kind": "Deployment", "namespace": "ml", "name": "web", "action": "would_resize", "reason": ""},
+    {"kind": "Deployment", "namespace": "ml", "name": "web", "action": "would_patch", "reason": ""},
     {"kind": "Deployment", "namespace": "ml", "name": "sized", "action": "unchanged", "reason": "already sized"},
 ]
 
@@ -41,7 +41,7 @@ def actions(records):
 @pytest.mark.parametrize(
     "target,expected",
     [
-        ("all", {"trainer": "would_patch", "db": "would_patch", "web": "would_resize", "sized": "unchanged"}),
+        ("all", {"trainer": "would_patch", "db": "would_patch", "web": "would_patch", "sized": "unchanged"}),
         ("evidence", {"trainer": "would_patch", "db": "unchanged", "web": "unchanged", "sized": "unchanged"}),
         ("likely", {"trainer": "would_patch", "db": "would_patch", "web": "unchanged", "sized": "unchanged"}),
     ],
@@ -56,7 +56,7 @@ def test_every_planned_change_says_why_it_was_chosen_or_left():
     assert "SIGBUS (exit code 135" in out["trainer"]["target"]["why"]
     assert out["db"]["reason"].startswith("remediate_target=evidence: no evidence of shm pressure")
     assert out["db"]["reason"].endswith("remediate_target=likely would change it")
-    assert out["web"]["planned_action"] == "would_resize"
+    assert out["web"]["planned_action"] == "would_patch"
     # what the plan did not change is as the plan said, with no target verdict
     assert out["sized"] == PLAN[3]
 
