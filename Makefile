@@ -9,7 +9,7 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export KUBECONFIG_LOCAL := $(ROOT)/.localcluster/kubeconfig
 COLLECTION_LINK := .collections/ansible_collections/shmfix/k8s
 
-.PHONY: help venv collection deps cluster-build cluster-up cluster-down cluster-status fleet-up fleet-down fleet-status demo test unit integration molecule lint sanity bench bench-quick clean
+.PHONY: help venv collection deps cluster-build cluster-up cluster-down cluster-status fleet-up fleet-down fleet-status cluster-up-current cluster-down-current cluster-status-current demo test unit integration molecule lint sanity bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -27,17 +27,33 @@ collection: ## make the checkout importable as shmfix.k8s (.collections/)
 
 deps: venv collection ## everything but the cluster
 
-cluster-build: ## build (or reuse from ~/.cache/shmfix) the cluster's binaries and images
+# Both embedded clusters by default: the legacy one (v1.34 control plane, v1.34 and v1.31 nodes) and
+# the current one (v1.37, in-place resize of memory-backed volumes). CURRENT=0 skips the current one
+# (its cold build took 27 min more here, niced beside a CI run; localcluster/README.md).
+CURRENT ?= 1
+cluster-build: ## build (or reuse from ~/.cache/shmfix) the binaries and images of both clusters (CURRENT=0: legacy only)
 	localcluster/cluster.sh build
+	@if [ "$(CURRENT)" != 0 ]; then localcluster/cluster.sh build-current; fi
 
-cluster-up: deps ## start the embedded cluster (idempotent)
+cluster-up: deps ## start both embedded clusters, legacy and current (idempotent; CURRENT=0: legacy only)
 	localcluster/cluster.sh up
+	@if [ "$(CURRENT)" != 0 ]; then localcluster/cluster.sh up-current; else echo "CURRENT=0: the current cluster (v1.37) is not started"; fi
 
-cluster-down: ## stop the embedded cluster (pid files), unmount its volumes
+cluster-down: ## stop both embedded clusters (pid files), unmount their volumes (CURRENT=0: leave the current one running)
+	@if [ "$(CURRENT)" != 0 ]; then localcluster/cluster.sh down-current; fi
 	localcluster/cluster.sh down
 
-cluster-status: ## components, nodes and versions of the embedded cluster
-	localcluster/cluster.sh status
+cluster-status: ## components, nodes and versions of the embedded clusters
+	localcluster/cluster.sh status; rc=$$?; if [ "$(CURRENT)" != 0 ]; then echo; localcluster/cluster.sh status-current || rc=1; fi; exit $$rc
+
+cluster-up-current: deps ## start only the current cluster (v1.37.2; the legacy one is left as it is)
+	localcluster/cluster.sh up-current
+
+cluster-down-current: ## stop only the current cluster
+	localcluster/cluster.sh down-current
+
+cluster-status-current: ## components, RSS, node and declared features of the current cluster
+	localcluster/cluster.sh status-current
 
 FLEET ?= 8
 fleet-up: ## FLEET (default 8) extra control planes on the cluster's etcd (idempotent; needs cluster-up)
@@ -82,4 +98,4 @@ bench-quick: deps cluster-up ## CI variant: N=100, shm_patch vs concurrent scrip
 	$(PY) bench/run.py --quick $(BENCH_ARGS)
 
 clean: cluster-down ## remove the cluster state and the venv
-	rm -rf .localcluster .collections $(VENV)
+	rm -rf .localcluster .localcluster-current .collections $(VENV)

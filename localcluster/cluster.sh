@@ -7,6 +7,9 @@
 #   localcluster/cluster.sh up       start it (idempotent; a half-dead cluster is cleaned first)
 #   localcluster/cluster.sh down     stop what `up` started (pid files), unmount its volumes
 #   localcluster/cluster.sh status   components, nodes, versions
+#   localcluster/cluster.sh build-current | up-current | down-current | status-current
+#                                    the current cluster: Kubernetes v1.37 with its own etcd,
+#                                    control plane and node shmfix-current (lib/current.sh)
 #   localcluster/cluster.sh fleet-up N | fleet-down | fleet-status
 #                                    N extra control planes (apiserver + controller-manager) on
 #                                    this cluster's etcd (lib/fleet.sh; make fleet-up FLEET=8)
@@ -19,6 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/node.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib/etcd.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib/fleet-pki.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib/fleet.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/current.sh"
 
 CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 
@@ -152,7 +156,7 @@ start_apiserver() {
     --service-cluster-ip-range 10.96.0.0/16 \
     --endpoint-reconciler-type none \
     --allow-privileged=true --profiling=false \
-    --feature-gates MutatingAdmissionPolicy=true --runtime-config admissionregistration.k8s.io/v1beta1=true
+    "${APISERVER_EXTRA_FLAGS[@]}"
   wait_or_fail 120 kube-apiserver curl_admin -f "$APISERVER_URL/readyz"
 }
 
@@ -167,12 +171,12 @@ start_controllers() {
     --bind-address 127.0.0.1 --secure-port "$CONTROLLER_MANAGER_PORT" --leader-elect=false \
     --root-ca-file "$p/ca.crt" --service-account-private-key-file "$p/sa.key" --use-service-account-credentials \
     --cluster-signing-cert-file "$p/ca.crt" --cluster-signing-key-file "$p/ca.key" \
-    --service-cluster-ip-range 10.96.0.0/16 --profiling=false
+    --service-cluster-ip-range 10.96.0.0/16 --profiling=false "${CONTROLLERS_EXTRA_FLAGS[@]}"
   start_component kube-scheduler "$K8S_BIN/kube-scheduler" \
     --kubeconfig "$STATE/kubeconfigs/scheduler" \
     --authentication-kubeconfig "$STATE/kubeconfigs/scheduler" \
     --authorization-kubeconfig "$STATE/kubeconfigs/scheduler" \
-    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false --profiling=false
+    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false --profiling=false "${CONTROLLERS_EXTRA_FLAGS[@]}"
   wait_or_fail 60 kube-controller-manager curl -skf --max-time 3 "https://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"
   wait_or_fail 60 kube-scheduler curl -skf --max-time 3 "https://127.0.0.1:$SCHEDULER_PORT/healthz"
 }
@@ -390,6 +394,13 @@ lock_cluster() {
   flock -w 900 9 || die "another cluster.sh build/up/down has held $STATE/.cluster.lock for 15 min"
 }
 
+# The current cluster has its own lock: starting it never waits for the main cluster's up/down.
+lock_current() {
+  mkdir -p "$CURRENT_STATE"
+  exec 9> "$CURRENT_STATE/.cluster.lock"
+  flock -w 900 9 || die "another cluster.sh build-current/up-current/down-current has held $CURRENT_STATE/.cluster.lock for 15 min"
+}
+
 case "${1:-}" in
   build) lock_cluster; cmd_build ;;
   up) lock_cluster; cmd_up ;;
@@ -398,5 +409,9 @@ case "${1:-}" in
   fleet-up) fleet_check_size "${2:-}"; lock_cluster; cmd_fleet_up "$2" ;;
   fleet-down) lock_cluster; cmd_fleet_down ;;
   fleet-status) cmd_fleet_status ;;
-  *) echo "usage: $0 build|up|down|status|fleet-up N|fleet-down|fleet-status" >&2; exit 2 ;;
+  build-current) lock_current; cmd_current_build ;;
+  up-current) lock_current; cmd_current_up ;;
+  down-current) lock_current; cmd_current_down ;;
+  status-current) cmd_current_status ;;
+  *) echo "usage: $0 build|up|down|status|fleet-up N|fleet-down|fleet-status|build-current|up-current|down-current|status-current" >&2; exit 2 ;;
 esac

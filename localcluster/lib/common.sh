@@ -22,6 +22,13 @@ APISERVER_PORT=16443
 CONTROLLER_MANAGER_PORT=20257
 SCHEDULER_PORT=20259
 APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
+# Flags of the main API server after the common ones; of the controller-manager and the scheduler.
+# MutatingAdmissionPolicy is beta in 1.34: feature gate + runtime-config v1beta1. (The current
+# cluster, lib/current.sh, rebinds both.)
+APISERVER_EXTRA_FLAGS=(--feature-gates MutatingAdmissionPolicy=true --runtime-config admissionregistration.k8s.io/v1beta1=true)
+CONTROLLERS_EXTRA_FLAGS=()
+# The kubeconfig context of $STATE/kubeconfig that kubectl_admin uses.
+KUBE_CONTEXT=shmfix-local
 
 # The two nodes. Fields: name kubelet-version kubelet-port healthz-port bridge subnet-prefix mode
 NODES=(shmfix-sized shmfix-eviction)
@@ -30,7 +37,15 @@ declare -A NODE_KUBELET_PORT=([shmfix-sized]=20250 [shmfix-eviction]=20350)
 declare -A NODE_HEALTHZ_PORT=([shmfix-sized]=20248 [shmfix-eviction]=20348)
 declare -A NODE_BRIDGE=([shmfix-sized]=shmfix-br1 [shmfix-eviction]=shmfix-br2)
 declare -A NODE_NET=([shmfix-sized]=10.244.1 [shmfix-eviction]=10.244.2)   # <net>.0/24, gateway <net>.1
-node_kubelet_bin() { if [ "$1" = shmfix-eviction ]; then echo "$K8S_OLD_BIN/kubelet"; else echo "$K8S_BIN/kubelet"; fi; }
+# Extra lines appended to a node's kubelet-config.yaml (the current cluster's node sets its own).
+declare -A NODE_KUBELET_EXTRA=()
+# Another kubelet binary for a node (the current cluster's node may set one).
+declare -A NODE_KUBELET_BIN=()
+node_kubelet_bin() {
+  if [ -n "${NODE_KUBELET_BIN[$1]:-}" ]; then echo "${NODE_KUBELET_BIN[$1]}"
+  elif [ "$1" = shmfix-eviction ]; then echo "$K8S_OLD_BIN/kubelet"
+  else echo "$K8S_BIN/kubelet"; fi
+}
 node_dir() { echo "$STATE/nodes/$1"; }
 containerd_sock() { echo "$STATE/run/containerd-$1.sock"; }
 
@@ -120,5 +135,5 @@ wait_for() {
   done
 }
 
-kubectl_admin() { "$STATE/bin/kubectl" --kubeconfig "$STATE/kubeconfig" --context shmfix-local "$@"; }
+kubectl_admin() { "$STATE/bin/kubectl" --kubeconfig "$STATE/kubeconfig" --context "$KUBE_CONTEXT" "$@"; }
 curl_admin() { curl -sS --max-time 5 --cacert "$STATE/pki/ca.crt" --cert "$STATE/pki/admin.crt" --key "$STATE/pki/admin.key" "$@"; }

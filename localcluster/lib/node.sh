@@ -191,6 +191,7 @@ syncFrequency: 10s
 nodeStatusUpdateFrequency: 10s
 serializeImagePulls: false
 $gates
+${NODE_KUBELET_EXTRA[$node]:-}
 EOF
 }
 

@@ -3,6 +3,7 @@
 - ``kubeconfig``: path of .localcluster/kubeconfig (contexts ``shmfix-local`` and ``shmfix-local-alt``).
 - ``kubectl``: runs the cluster's kubectl with that kubeconfig (``localcluster_helpers.Kubectl``).
 - ``namespace``: a fresh namespace per test, deleted afterwards.
+- ``current_kubectl``, ``current_namespace``: the same for the current cluster (v1.37, current_helpers.py).
 
 Tests marked ``cluster_lifecycle`` (they stop and restart the cluster) always run last.
 """
@@ -15,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from current_helpers import current_kubectl, current_namespace  # noqa: F401 (fixtures of the current cluster, v1.37)
 from localcluster_helpers import STATE, Kubectl
 
 
