@@ -5,7 +5,7 @@
 
 A typo (``-e remediate_size_limt=2Gi``) is an unknown variable to Ansible, so the role silently runs
 with its default and changes production with a size nobody asked for. Every variable named like a
-role's input (``remediate_*``, ``eviction_verify_*``, ``version_check_*``) must be one of the options
+role's input (``remediate_*``, ``eviction_verify_*``, ``version_check_*``, ``admission_*``) must be one of the options
 of that role's meta/argument_specs.yml; ``unknown_inputs`` says which are not and the nearest known name.
 """
 
@@ -16,7 +16,7 @@ __metaclass__ = type
 import difflib
 import os
 
-ROLES = ("remediate", "eviction_verify", "version_check")
+ROLES = ("remediate", "eviction_verify", "version_check", "admission")
 ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles")
 
 

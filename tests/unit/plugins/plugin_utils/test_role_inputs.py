@@ -25,3 +25,9 @@ def test_every_input_of_every_entry_point_is_known():
         "eviction_verify_tiemout is not an input of the eviction_verify role: did you mean eviction_verify_timeout? " + tail.format("eviction_verify"),
         "version_check_min_versoin is not an input of the version_check role: did you mean version_check_min_version? " + tail.format("version_check"),
     ]
+
+
+def test_a_typo_in_an_admission_input_is_named_too():
+    specs = role_inputs.load_specs()
+    (message,) = role_inputs.unknown_inputs(["admission_size_limt", "admission_enabled"], specs)
+    assert message.startswith("admission_size_limt is not an input of the admission role: did you mean admission_size_limit?")
