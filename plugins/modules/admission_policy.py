@@ -84,10 +84,14 @@ options:
       - Only objects with these labels, a label selector such as C(app=web,tier!=cache) or C(gpu in (a100,h100)), turned into the binding's C(objectSelector).
     type: str
   size_limit:
-    description: C(sizeLimit) of the volume, for example C(2Gi). Mutually exclusive with O(size_ratio). The annotation C(shmfix.io/size-limit) on a pod overrides it.
+    description:
+      - C(sizeLimit) of the volume, for example C(2Gi). Mutually exclusive with O(size_ratio).
+      - The annotation C(shmfix.io/size-limit) on a pod overrides it.
     type: str
   size_ratio:
-    description: Size as a fraction (0 < ratio <= 1) of the pod's memory limit, computed at admission; 0.5 when neither O(size_limit) nor O(size_ratio) is given.
+    description:
+      - Size as a fraction (0 < ratio <= 1) of the pod's memory limit, computed at admission.
+      - 0.5 when neither O(size_limit) nor O(size_ratio) is given.
     type: float
   min_size:
     description: Smallest computed size. Default 64Mi (the runtime's default).
@@ -157,7 +161,8 @@ active:
       shows, for example C(mutating v1beta1) or C(validating Warn,Audit)), C(validation_actions), C(size_policy) (the options the policy encodes).
   returned: success
   type: dict
-  sample: {protection: mutating, api_version: admissionregistration.k8s.io/v1beta1, label: mutating v1beta1, validation_actions: [], size_policy: {existing: grow}}
+  sample:
+    {protection: mutating, api_version: admissionregistration.k8s.io/v1beta1, label: mutating v1beta1, validation_actions: [], size_policy: {existing: grow}}
 available:
   description: What O(mode=auto) installs on this cluster - C(mutating vN), C(validating Warn,Audit) or C(none).
   returned: success
