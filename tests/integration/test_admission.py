@@ -348,3 +348,19 @@ def test_the_validating_policy_warns_kubectl_and_denies_nothing(kube, kubectl, n
     assert sorted(o["action"] for o in removed["objects"]) == ["deleted", "deleted"]
     left = kubectl("get", "validatingadmissionpolicies,validatingadmissionpolicybindings", "-l", "shmfix.io/admission=shmfix-b-vap", "-o", "name")
     assert left.strip() == ""
+
+
+def test_an_object_of_the_same_name_that_is_not_shmfixs_is_never_touched(kube, kubectl, namespaces):
+    """state present refuses to overwrite it, state absent leaves it (only objects with shmfix's labels are deleted)."""
+    name = "shmfix-b-foreign-" + uuid.uuid4().hex[:6]
+    (policy, _binding) = admission_policy.mutating_objects(name, "admissionregistration.k8s.io/v1beta1", size_options({}), {"namespaces": [namespaces["user"]]})
+    policy["metadata"]["labels"] = {"team": "someone-else"}
+    kubectl("create", "-f", "-", input=json.dumps(policy))
+    try:
+        with pytest.raises(admission.ShmfixError, match="is not shmfix's"):
+            admission.run_admission(kube, params(name, namespaces["user"]))
+        assert remove(kube, name, namespaces["user"])["changed"] is False
+        assert kubectl.json("get", "mutatingadmissionpolicy", name)["metadata"]["labels"] == {"team": "someone-else"}
+        assert kubectl("get", "mutatingadmissionpolicybinding", name, "--ignore-not-found", "-o", "name").strip() == ""
+    finally:
+        kubectl.run("delete", "mutatingadmissionpolicy", name, "--ignore-not-found", check=False)
