@@ -35,6 +35,7 @@ class FilterModule(object):
             "shm_merge_wave": shm_merge_wave,
             "shm_untouched": _r.untouched,
             "shm_changed_refs": _r.workload_refs,
+            "shm_resized_refs": _r.resized_refs,
             "shm_ref": _r.workload_ref,
             "shm_audit_records": _r.audit_records,
             "shm_failed_names": _r.failed_names,

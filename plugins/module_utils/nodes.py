@@ -39,8 +39,11 @@ def node_memory(node, field):
 
 
 def read_nodes(kube):
-    """One list of nodes -> {'allocatable': {node: bytes}, 'capacity': {...}, 'labels': {...}, 'mode': {...}, 'error': str|None}."""
-    out = dict(allocatable={}, capacity={}, labels={}, mode={}, error=None)
+    """One list of nodes -> {'allocatable': {node: bytes}, 'capacity': {...}, 'labels': {...}, 'mode': {...}, 'declared': {...}, 'error': str|None}.
+
+    ``declared``: each node's status.declaredFeatures (NodeDeclaredFeatures, GA in 1.37), [] when it has none.
+    """
+    out = dict(allocatable={}, capacity={}, labels={}, mode={}, declared={}, error=None)
     try:
         data = kube.get("/api/v1/nodes", verb="list", resource="nodes")
     except ShmfixError as err:
@@ -56,6 +59,7 @@ def read_nodes(kube):
                 out[key][name] = value
         out["labels"][name] = (node.get("metadata") or {}).get("labels") or {}
         out["mode"][name] = _node_mode(node)
+        out["declared"][name] = list((node.get("status") or {}).get("declaredFeatures") or [])
     return out
 
 

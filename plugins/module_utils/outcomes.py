@@ -17,7 +17,10 @@ UNCHANGED = "unchanged"
 SKIPPED = "skipped"
 IMMUTABLE = "immutable"
 FAILED = "failed"
-CHANGED_ACTIONS = (PATCHED, WOULD_PATCH, RESTORED, WOULD_RESTORE)
+# strategy=inplace: the running pods' /dev/shm resized through the pod resize subresource, no rollout
+RESIZED = "resized"
+WOULD_RESIZE = "would_resize"
+CHANGED_ACTIONS = (PATCHED, WOULD_PATCH, RESTORED, WOULD_RESTORE, RESIZED, WOULD_RESIZE)
 SKIPPED_ACTIONS = (SKIPPED, IMMUTABLE)
 
 # rollout_status ``results[].status``

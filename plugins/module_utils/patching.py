@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.shmfix.k8s.plugins.module_utils import plan as planner
-from ansible_collections.shmfix.k8s.plugins.module_utils import rollback
+from ansible_collections.shmfix.k8s.plugins.module_utils import resizing, rollback
 from ansible_collections.shmfix.k8s.plugins.module_utils.assessment import assess
 from ansible_collections.shmfix.k8s.plugins.module_utils.client import kind_path
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ConflictError, ShmfixError
@@ -343,9 +343,9 @@ def _succeeded(future):
 
 def summarize_patch(records):
     """Counts per action (check mode's would_* as their action), and the conflicts that were re-read and re-planned."""
-    summary = {"patched": 0, "restored": 0, "unchanged": 0, "skipped": 0, "immutable": 0, "failed": 0, "conflicts_retried": 0}
+    summary = {"patched": 0, "restored": 0, "resized": 0, "unchanged": 0, "skipped": 0, "immutable": 0, "failed": 0, "conflicts_retried": 0}
     for rec in records:
-        key = {"would_patch": "patched", "would_restore": "restored"}.get(rec["action"], rec["action"])
+        key = {"would_patch": "patched", "would_restore": "restored", "would_resize": "resized"}.get(rec["action"], rec["action"])
         summary[key] = summary.get(key, 0) + 1
         summary["conflicts_retried"] += rec.get("conflict_retries") or 0
     return summary
@@ -355,12 +355,14 @@ def patch_request(params):
     """The validated request: state, size options (options.size_options), managed. ShmfixError before any request."""
     if not planner.HAS_JSONPATCH:
         raise ShmfixError(missing_required_lib("jsonpatch"), result={"exception": planner.JSONPATCH_IMPORT_ERROR})
-    at_least_one(params, "parallelism")
+    at_least_one(params, "parallelism", "resize_timeout")
     return {
         "state": params.get("state") or "present",
         "options": size_options(params),
         "managed": params.get("managed") or "warn",
         "force": bool(params.get("force")),
+        "strategy": params.get("strategy") or "rollout",
+        "resize_timeout": params.get("resize_timeout") or resizing.DEFAULT_RESIZE_TIMEOUT,
     }
 
 
@@ -384,11 +386,16 @@ def run_patch(kube, params, check_mode=False, want_diff=False):
         selected = select_workloads(kube, params, specs, warnings)
         nodes = read_nodes(kube)
         planned = [(spec, obj, plan_object(spec, obj, nodes, request)) for spec, obj in selected]
+        in_place, resized = request["strategy"] == "inplace", []
+        if in_place and request["state"] == "present":
+            planned, resized = resizing.run_in_place(kube, planned, nodes, request, check_mode)
         outcomes = write_all(kube, planned, nodes, request, check_mode, want_diff, params.get("parallelism") or DEFAULT_PARALLELISM)
+        if in_place and request["state"] != "present":
+            resizing.restore_in_place(kube, planned, outcomes, check_mode, request["resize_timeout"])
     except ShmfixError as err:
         records = err.result.get("results") or []
         raise err.with_result(results=records, changed=any(r["action"] in CHANGED_ACTIONS for r in records), api_calls=kube.calls - start)
-    records = [record for record, _diff in outcomes]
+    records = [record for record, _diff in outcomes] + resized
     result = {
         "changed": any(r["action"] in CHANGED_ACTIONS for r in records),
         "results": records,

@@ -96,6 +96,31 @@ options:
       - A volume shmfix added that other mounts now use is never removed (the API server would refuse it); restore it by hand.
     type: bool
     default: false
+  strategy:
+    description:
+      - How a workload is fixed.
+      - V(rollout) patches its pod template; the controller replaces the pods (a rollout).
+      - V(inplace) resizes the running pods instead, through their C(resize) subresource, when that is possible (Kubernetes 1.37+
+        with the feature gate C(InPlacePodVerticalScalingMemoryBackedVolumes) on the API server and the kubelets, KEP-6030) and
+        leaves the pod template untouched (no rollout, no GitOps drift). A workload qualifies when the fix only changes the
+        C(sizeLimit) of a C(medium=Memory) emptyDir at C(/dev/shm) that already has one, and every running pod has that volume
+        sized, on a node that lists the feature in C(status.declaredFeatures). Each pod's old size is recorded in its
+        annotation C(shmfix.io/resized-from); the module waits (O(resize_timeout)) until the kubelet has resized the tmpfs.
+      - Every other workload is rolled out as with V(rollout), and its record says why (C(strategy_reason)); so is one whose
+        kubelet refuses the resize (for example C(Infeasible) on a cgroup v1 node) or does not finish in time, after its pods
+        were resized back.
+      - In check mode the resizes are sent with C(dryRun=All); only the API server judges them then, not the kubelet.
+      - With O(state=absent), the pods' C(shmfix.io/resized-from) annotations are resized back in place.
+      - New pods still come from the untouched template; give them the size at admission (the C(shmfix.k8s.admission) role) or
+        fix the template in its source.
+    type: str
+    choices: [rollout, inplace]
+    default: rollout
+  resize_timeout:
+    description:
+      - Seconds to wait, per workload, for the kubelets to resize the pods of O(strategy=inplace).
+    type: int
+    default: 60
   parallelism:
     description:
       - How many writes are in flight at once. Every object is planned first; only the ones that change are written.
@@ -142,6 +167,14 @@ EXAMPLES = r"""
   check_mode: true
   diff: true
 
+- name: Grow a too small sized /dev/shm of running pods in place (Kubernetes 1.37+, gate InPlacePodVerticalScalingMemoryBackedVolumes)
+  shmfix.k8s.shm_patch:
+    namespaces: [ml]
+    size_limit: 1Gi
+    strategy: inplace
+  register: fix
+  # fix.results[].strategy says per workload: inplace (resized_pods) or rollout (strategy_reason says why)
+
 - name: Roll back everything shmfix changed in ml
   shmfix.k8s.shm_patch:
     namespaces: [ml]
@@ -152,9 +185,12 @@ RETURN = r"""
 results:
   description:
     - One record per selected workload, as in M(shmfix.k8s.shm_info), plus C(action) (patched, would_patch,
-      restored, would_restore, unchanged, skipped, immutable, failed), C(reason), C(before) and C(after)
+      restored, would_restore, resized, would_resize, unchanged, skipped, immutable, failed), C(reason), C(before) and C(after)
       (C(state), C(size_limit_bytes), C(effective_bytes)), C(snippet) (YAML for GitOps/Helm-managed workloads)
       and C(error).
+    - With O(strategy=inplace), C(strategy) (inplace or rollout) and C(strategy_reason) on every record that needed a change, and
+      on a record resized in place (action C(resized) / C(would_resize)) C(resized_pods) (pod, uid, node, volume, from, to,
+      C(actuated_s) - the seconds from the resize request until the kubelet reported it done - and C(restart_count)) and C(pods).
     - In diff mode a changed record also carries its own C(diff) and C(changed=true), so that Ansible shows every
       workload's diff also when the task runs in a loop (as the remediate role's waves do).
   returned: success
@@ -177,7 +213,7 @@ summary:
       because the object changed since it was read, then read again and re-planned.
   returned: success
   type: dict
-  sample: {patched: 3, restored: 0, unchanged: 8, skipped: 1, immutable: 2, failed: 0, conflicts_retried: 1}
+  sample: {patched: 3, restored: 0, resized: 0, unchanged: 8, skipped: 1, immutable: 2, failed: 0, conflicts_retried: 1}
 api_retries:
   description: Requests answered 429 or 5xx and sent again after a backoff.
   returned: success
@@ -216,6 +252,8 @@ argument_spec.update(
     managed=dict(type="str", choices=["warn", "skip", "patch"], default="warn"),
     parallelism=dict(type="int", default=DEFAULT_PARALLELISM),
     force=dict(type="bool", default=False),
+    strategy=dict(type="str", choices=["rollout", "inplace"], default="rollout"),
+    resize_timeout=dict(type="int", default=60),
 )
 
 

@@ -12,7 +12,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import FAILED, PATCHED, RESTORED, ROLLOUT_BAD_ENDS, SKIPPED, WOULD_PATCH, WOULD_RESTORE
+from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import (
+    FAILED,
+    PATCHED,
+    RESIZED,
+    RESTORED,
+    ROLLOUT_BAD_ENDS,
+    SKIPPED,
+    WOULD_PATCH,
+    WOULD_RESIZE,
+    WOULD_RESTORE,
+)
 from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import MEMORY_STATES, RUNTIME_DEFAULT_BYTES
 from ansible_collections.shmfix.k8s.plugins.module_utils.units import PAGE_SIZE, human, page_round
 
@@ -104,6 +114,16 @@ def workload_refs(loop_result, actions=(PATCHED, RESTORED)):
     return [workload_ref(r) for res in loop_items(loop_result) for r in res.get("results") or [] if r.get("action") in actions]
 
 
+def resized_refs(loop_result):
+    """[{kind, namespace, name, pods}] of the workloads a loop of shm_patch calls resized in place: the same pods to measure."""
+    return [
+        dict(workload_ref(r), pods=r.get("pods") or [])
+        for res in loop_items(loop_result)
+        for r in res.get("results") or []
+        if r.get("action") == RESIZED and r.get("pods")
+    ]
+
+
 def untouched(waves, reason):
     """Records of the workloads of waves that were not started."""
     return [dict(workload_ref(item), reason=reason) for wave in waves or [] for item in wave]
@@ -161,10 +181,10 @@ def _wave_outcome(record, rollout, measured, check_mode):
     if rollout and rollout.get("status") in ROLLOUT_BAD_ENDS:
         record["reason"] = "rollout %s: %s" % (rollout.get("status"), rollout.get("message"))
         return 1
-    if check_mode and record.get("action") in (WOULD_PATCH, WOULD_RESTORE):
+    if check_mode and record.get("action") in (WOULD_PATCH, WOULD_RESTORE, WOULD_RESIZE):
         record["verdict"] = "planned"
         record["verdict_note"] = "check mode: the API server accepted the change as a dry run; nothing was written"
-    elif not measured and record.get("action") in (PATCHED, RESTORED) and not check_mode:
+    elif not measured and record.get("action") in (PATCHED, RESTORED, RESIZED) and not check_mode:
         record["verdict"] = "unmeasured"
         record["verdict_note"] = (rollout or {}).get("message") or "no running pod to measure"
     return 0

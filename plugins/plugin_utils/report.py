@@ -26,6 +26,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.shmfix.k8s.plugins.module_utils.inplace import strategy_note
 from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import CHANGED_ACTIONS, FAILED, ROLLOUT_BAD_ENDS, SKIPPED_ACTIONS
 from ansible_collections.shmfix.k8s.plugins.plugin_utils.remediation import workload_ref
 
@@ -138,6 +139,8 @@ def _workload_entry(item):
         "before": _size_pair(item.get("before")),
         "after": _size_pair(item.get("after")),
         "rollout": {"status": rollout.get("status"), "message": rollout.get("message")},
+        # how a changed workload was fixed: "resized in place" or "rolled out (why not in place)"
+        "strategy": strategy_note(item) if item.get("action") in CHANGED_ACTIONS else None,
         "measured": measured,
         "measured_bytes": [m["size_bytes"] for m in measured if m.get("size_bytes") is not None],
         "measured_before": measured_before,

@@ -146,3 +146,20 @@ def test_workload_refs_and_untouched():
     assert remediation.workload_refs(_patch_loop(wave)) == [{"kind": "Deployment", "namespace": "d", "name": "a"}]
     assert remediation.workload_refs({"skipped": True}) == []
     assert remediation.untouched([wave], "not started") == [{"kind": "Deployment", "namespace": "d", "name": "a", "reason": "not started"}]
+
+
+def test_a_workload_resized_in_place_is_measured_in_the_same_pods_and_not_waited_for():
+    """shm_patch strategy=inplace: no rollout to wait for; df is read in the pods that were resized."""
+    plan = dict(_plan("StatefulSet", "d", "db"), action="would_resize")
+    plan["before"] = {"state": "sized", "size_limit_bytes": 64 * MI, "effective_bytes": 64 * MI}
+    resized = dict(plan, action="resized", strategy="inplace", strategy_reason="resize dshm of 1 running pod(s) from 64Mi to 256Mi in place", pods=["db-0"])
+    rolled = dict(_plan("Deployment", "d", "web"), action="patched", strategy="rollout", strategy_reason="node n-evict does not declare X")
+    patch = {"results": [{"item": {"namespace": "d", "kind": "StatefulSet", "names": ["db"]}, "results": [resized, rolled]}]}
+    assert remediation.workload_refs(patch) == [{"kind": "Deployment", "namespace": "d", "name": "web"}]
+    assert remediation.resized_refs(patch) == [{"kind": "StatefulSet", "namespace": "d", "name": "db", "pods": ["db-0"]}]
+    after = _df_loop([(remediation.resized_refs(patch)[0], [{"pod": "db-0", "node": "n-sized", "size_bytes": 256 * MI, "method": "exec"}])])
+    out = remediation.merge_wave([plan], patch, None, None, after, NODES)
+    (rec,) = out["records"]
+    assert (out["failures"], rec["action"], rec["strategy"], rec["measured"][0]["verdict"]) == (0, "resized", "inplace", "ok")
+    unmeasured = remediation.merge_wave([plan], patch, None, None, None, NODES)["records"][0]
+    assert unmeasured["verdict"] == "unmeasured"

@@ -384,3 +384,22 @@ def test_measured_entries_name_pod_and_container_and_say_why_nothing_was_measure
     assert cron["unmeasured_why"] == "the next Job gets the new /dev/shm"
     assert cron["before_unmeasured_why"] == "no running pod was measured before the change"
     assert pg["before_unmeasured_why"] == ""  # no df before in the record: nothing to explain
+
+
+def test_each_changed_workload_says_how_it_was_fixed():
+    resized = dict(_patched("notebook"), action="resized", strategy="inplace", strategy_reason="resize dshm of 2 running pod(s) from 64Mi to 256Mi in place")
+    rolled = dict(_patched("web"), strategy="rollout", strategy_reason="node n-evict does not declare InPlacePodVerticalScalingMemoryBackedVolumes")
+    record = {
+        "name": "c1",
+        "version_check": _version_check(),
+        "eviction_verify": _eviction_verify(),
+        "remediate": _remediate([resized, rolled, _patched("old")]),
+    }
+    cluster = report.build_cluster(record)
+    how = {w["name"]: w["strategy"] for w in cluster["changed"]}
+    assert how == {
+        "notebook": "resized in place",
+        "web": "rolled out (node n-evict does not declare InPlacePodVerticalScalingMemoryBackedVolumes)",
+        "old": "rolled out",
+    }
+    assert cluster["status"] == "ok" and cluster["counts"]["changed"] == 3
