@@ -74,7 +74,7 @@ unit: deps ## unit tests of the pure logic
 integration: cluster-up ## integration tests on the real embedded cluster
 	$(PY) -m pytest -q tests/integration
 
-molecule: cluster-up ## molecule scenarios default, eviction, version_check, rollback on the embedded cluster
+molecule: cluster-up ## molecule scenarios default, eviction, version_check, rollback on the embedded cluster, inplace on the current one
 	$(VENV)/bin/molecule test --all
 
 lint: deps ## ruff, yamllint, ansible-lint, shellcheck
