@@ -221,6 +221,8 @@ def merge_wave(plan_items, patch_results, rollout_results, df_before=None, df_af
     for item in plan_items or []:
         key = workload_key(item)
         record = dict(patched.get(key) or item)
+        if item.get("target"):  # why remediate_target chose it (plugin_utils/targeting.py), for the report
+            record["target"] = item["target"]
         if key in unhealthy and key not in patched:
             record.update(action=SKIPPED, reason="broken before the run, left alone (remediate_broken=skip): %s" % unhealthy[key])
             records.append(record)

@@ -149,6 +149,8 @@ def _workload_entry(item):
         "verdict": _verdict(item, measured),
         "verdict_note": item.get("verdict_note") or "",
         "snippet": item.get("snippet"),
+        # remediate_target: why the plan's change was made or left ({target, level, selected, why}; None with target all)
+        "target": item.get("target") if (item.get("target") or {}).get("target") not in (None, "all") else None,
         "findings": item.get("findings") or [],
         # the warnings and errors of the audit: a workload left as is with none of them is fine
         "concerns": concerns,

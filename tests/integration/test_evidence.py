@@ -61,12 +61,13 @@ def pods_of(kubectl, namespace, app):
 
 
 def wait_sigbus(kubectl, namespace, app, timeout=120):
-    """The pod of ``app`` once its container has died of SIGBUS (last or current termination, exit code 135)."""
+    """The pod of ``app`` once its container has died of SIGBUS (exit code 135) and been restarted: the run that died
+    is then the previous one, whose log ``kubectl logs --previous`` reads."""
     deadline = time.monotonic() + timeout
     while True:
         for pod in pods_of(kubectl, namespace, app):
             for cs in pod["status"].get("containerStatuses") or []:
-                term = (cs.get("lastState") or {}).get("terminated") or (cs.get("state") or {}).get("terminated") or {}
+                term = (cs.get("lastState") or {}).get("terminated") or {}
                 if term.get("exitCode") == 135:
                     return pod
         assert time.monotonic() < deadline, f"{app}: no SIGBUS after {timeout}s"
@@ -125,6 +126,8 @@ def test_sigbus_is_evidence_and_remediate_target_evidence_fixes_only_that(kubect
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     (cluster,) = single_report(tmp_path / "reports")["clusters"]
     assert [w["name"] for w in cluster["changed"]] == ["mmap-writer"]
+    assert cluster["changed"][0]["target"]["why"].startswith("evidence of shm pressure: pod mmap-writer-"), cluster["changed"][0]["target"]
+    assert "SIGBUS (exit code 135" in cluster["changed"][0]["target"]["why"]
     (left,) = [w for w in cluster["unchanged"] if w["name"] == "quiet"]
     assert left["reason"].startswith("remediate_target=evidence: no evidence of shm pressure (checked: images, pod statuses)"), left
     assert "volumes" not in kubectl.json("get", "deployment", "-n", ns, "quiet")["spec"]["template"]["spec"]

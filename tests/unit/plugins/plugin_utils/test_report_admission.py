@@ -41,3 +41,23 @@ def test_the_report_says_which_protection_is_active_and_the_evidence_counts(temp
     assert "unknown" in unknown and "403 Forbidden" in unknown
     bare = render(fleet(None), template)
     assert "could run" not in bare and "with evidence" not in bare
+
+
+@pytest.mark.parametrize("template", ["report.md.j2", "report.html.j2"])
+def test_the_report_says_why_remediate_target_chose_each_changed_workload(template):
+    why = "evidence of shm pressure: pod trainer-x container main was killed by SIGBUS (exit code 135, 'Bus error')"
+    chosen = {
+        "kind": "Deployment",
+        "namespace": "ml",
+        "name": "trainer",
+        "action": "patched",
+        "target": {"target": "evidence", "level": "evidence", "selected": True, "why": why},
+    }
+    left = {"kind": "Deployment", "namespace": "ml", "name": "web", "action": "unchanged", "reason": "remediate_target=evidence: no evidence of shm pressure"}
+    remediate = {"mode": "remediate", "state": "present", "workloads": [chosen, left]}
+    text = render(report.build_report([{"name": "one", "remediate": remediate}], playbook="fix-shm"), template)
+    assert "remediate_target evidence" in text and why.replace("'", "&#39;" if template.endswith("html.j2") else "'") in text
+    assert "remediate_target=evidence: no evidence of shm pressure" in text
+    everything = dict(chosen, target={"target": "all", "level": "none", "selected": True, "why": "remediate_target=all"})
+    plain = render(report.build_report([{"name": "one", "remediate": dict(remediate, workloads=[everything])}], playbook="fix-shm"), template)
+    assert "Why these were changed" not in plain
