@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import json
 import os
+import ssl
 import threading
 import time
 import traceback
@@ -152,8 +153,21 @@ def _proxy_headers(params):
     return urllib3.util.make_headers(**given) if given and HAS_URLLIB3 else None
 
 
+def _check_url(params, opt):
+    """host/proxy must be a URL with an address (https://<address>:<port>); ShmfixError naming it otherwise."""
+    value = params.get(opt)
+    try:
+        ok = not value or not HAS_URLLIB3 or bool(urllib3.util.parse_url(value).host)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ShmfixError("%s %r is not a URL: give the API server's address as https://<address>:<port>" % (opt, value))
+
+
 def _apply_explicit_options(conf, params):
     """Explicit options override what the kubeconfig said."""
+    _check_url(params, "host")
+    _check_url(params, "proxy")
     for opt, attr in (("host", "host"), ("ca_cert", "ssl_ca_cert"), ("client_cert", "cert_file"), ("client_key", "key_file"), ("proxy", "proxy")):
         if params.get(opt):
             setattr(conf, attr, params[opt])
@@ -176,6 +190,18 @@ def _apply_explicit_options(conf, params):
             raise ShmfixError("%s %r cannot be read" % (opt, value))
 
 
+def _check_client_certificate(conf, params):
+    """A client certificate/key that cannot be loaded fails before any request, naming it (not its content)."""
+    if not conf.cert_file:
+        return
+    try:
+        ssl.create_default_context().load_cert_chain(conf.cert_file, conf.key_file or None)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        where = "client_cert %r / client_key %r" % (params.get("client_cert"), params.get("client_key"))
+        where = where if params.get("client_cert") or params.get("client_key") else "the kubeconfig user's client-certificate / client-key"
+        raise ShmfixError("%s cannot be loaded (%s): give a PEM certificate and the PEM private key that belongs to it" % (where, exc))
+
+
 def build_configuration(params):
     """Return a kubernetes Configuration from the auth options, or raise ShmfixError.
 
@@ -185,6 +211,7 @@ def build_configuration(params):
     conf = Configuration()
     _load_config_source(conf, params)
     _apply_explicit_options(conf, params)
+    _check_client_certificate(conf, params)
     if conf.verify_ssl is False and HAS_URLLIB3:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     # Fail fast on an unreachable server: one retry, bounded connect/read time.

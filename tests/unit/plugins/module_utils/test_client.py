@@ -75,6 +75,26 @@ def test_explicit_options_override_the_kubeconfig(kubeconfig):
     assert conf.verify_ssl is True
 
 
+def test_a_client_certificate_that_cannot_be_loaded_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    garbage = tmp_path / "client.pem"
+    garbage.write_text("secret-looking garbage\n")
+    with pytest.raises(client.ShmfixError) as err:
+        client.build_configuration({"host": "https://127.0.0.1:6443", "client_cert": str(garbage), "client_key": str(garbage)})
+    assert "client_cert %r / client_key %r cannot be loaded" % (str(garbage), str(garbage)) in err.value.msg
+    assert "give a PEM certificate and the PEM private key" in err.value.msg
+    assert "secret-looking" not in err.value.msg
+
+
+@pytest.mark.parametrize("opt", ["host", "proxy"])
+def test_a_host_that_is_no_url_is_named(monkeypatch, tmp_path, opt):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    params = {"host": "https://127.0.0.1:6443", opt: "not a url"}
+    with pytest.raises(client.ShmfixError) as err:
+        client.build_configuration(params)
+    assert err.value.msg == "%s 'not a url' is not a URL: give the API server's address as https://<address>:<port>" % opt
+
+
 def test_host_only_needs_no_kubeconfig(monkeypatch, tmp_path):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
     conf = client.build_configuration({"host": "https://10.0.0.1:6443", "api_key": "tok"})
