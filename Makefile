@@ -77,13 +77,14 @@ integration: cluster-up ## integration tests on the real embedded cluster
 molecule: cluster-up ## molecule scenarios default, eviction, version_check, rollback on the embedded cluster, inplace on the current one
 	$(VENV)/bin/molecule test --all
 
-lint: deps ## ruff, yamllint, ansible-lint, shellcheck
+lint: deps ## ruff, yamllint, ansible-lint, shellcheck, antsibull-docs lint of the docs
 	$(VENV)/bin/ruff check plugins tests bench
 	$(VENV)/bin/ruff format --check plugins tests bench
 	$(VENV)/bin/yamllint -s .
 	$(VENV)/bin/ansible-lint
 	@command -v shellcheck >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; }
 	shellcheck -x localcluster/*.sh localcluster/lib/*.sh localcluster/scripts/*.sh tests/sanity/*.sh tests/artifact/*.sh bench/*.sh .ci/run
+	tests/sanity/docs_lint.sh
 
 sanity: deps ## ansible-test sanity on the collection
 	tests/sanity/run.sh
