@@ -38,12 +38,12 @@ FILE = "/dev/shm/kept"
 
 
 def workload(kind: str, name: str) -> dict:
-    """A Deployment or StatefulSet whose pod writes a file into a 64Mi sized Memory emptyDir at /dev/shm and sleeps."""
+    """A Deployment or StatefulSet whose pod has a 64Mi sized Memory emptyDir at /dev/shm and sleeps."""
     container = {
         "name": "main",
         "image": BUSYBOX,
         "imagePullPolicy": "Never",
-        "command": ["sh", "-c", f"echo {name} > {FILE}; while true; do sleep 1; done"],
+        "command": ["sh", "-c", "while true; do sleep 1; done"],
         "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
     }
     spec = {
@@ -114,6 +114,10 @@ def fixed(kubectl, current_kubectl, tmp_path_factory):
         kubectl.apply(workload("Deployment", "legacy-web"), legacy_ns)
         for kind, name in (("Deployment", "notebook"), ("StatefulSet", "db")):
             current_kubectl.apply(workload(kind, name), current_ns)
+        for app in ("notebook", "db"):
+            # written into the running pod, not by its command: a new pod does not have it
+            for p in running_pods(current_kubectl, current_ns, app):
+                current_kubectl("exec", "-n", current_ns, p["metadata"]["name"], "--", "sh", "-c", f"echo {app} > {FILE}")
         before = {app: [snapshot(current_kubectl, current_ns, p) for p in running_pods(current_kubectl, current_ns, app)] for app in ("notebook", "db")}
         running_pods(kubectl, legacy_ns, "legacy-web")
         started = time.monotonic()
@@ -161,7 +165,7 @@ def test_fix_shm_inplace_on_both_clusters(fixed, current_kubectl):
             assert "Memory-backed emptyDir volume resize is not supported on cgroups v1" in w["strategy"], w["strategy"]
             assert "resized back to 64Mi" in w["strategy"], w["strategy"]
             assert {a["uid"] for a in after[app]}.isdisjoint({b["uid"] for b in before[app]}), "the fallback is a rollout: new pods"
-            assert [a["df"]["size_kib"] for a in after[app]] == [256 * 1024], after[app]
+            assert [(a["df"]["size_kib"], a["kept"]) for a in after[app]] == [(256 * 1024, None)], after[app]
 
 
 def test_a_new_replica_gets_the_size_at_admission(fixed, current_kubectl):
