@@ -1,0 +1,211 @@
+"""Faults 2, 5 and 7 of issue 11 (test_faults.py has 1, 3, 4 and 6), each on the real embedded cluster.
+
+2. ansible-playbook SIGKILLed in the middle of a wave (fleet member 1, 100 Deployments): the rerun
+   converges and rollback_shm.yml restores every template exactly (compared with the snapshot).
+5. A cluster that accepts TCP and never answers (a loopback listener) and one whose API returns 500/429
+   for a while (a loopback HTTP front of fleet member 1's real API server): the run finishes the
+   others, reports the silent one unreachable with the reason, within client.py's documented bound.
+7. A canary that cannot be scheduled: a clear failure with the scheduler's reason, nothing written, no
+   canary namespace left. (The namespace stuck terminating is not covered.)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from fault_helpers import (
+    FlakyProxy,
+    FleetCluster,
+    PatchedCounter,
+    PlaybookRun,
+    SilentListener,
+    compare_with_snapshot,
+    create_namespaces,
+    create_workloads,
+    delete_namespaces,
+    snapshot,
+    to_fix,
+    wait_rolled_out,
+    workload_set,
+    write_inventory,
+)
+from helpers import CONTEXT, import_collection, playbook_env, single_report
+from localcluster_helpers import STATE, Kubectl
+
+import_collection()
+
+from ansible_collections.shmfix.k8s.plugins.module_utils import client
+
+FLEET_NAMESPACES = 4
+PER_NAMESPACE = 125  # 500 Deployments on fleet member 1
+
+
+@pytest.fixture(scope="module")
+def fleet1():
+    cluster = FleetCluster(1)
+    cluster.up()
+    yield cluster
+    cluster.down()
+
+
+def main_host(namespaces: list[str], **extra) -> dict:
+    """Host vars of the main cluster for a fault run (no canaries: the faults are about the writes)."""
+    return dict(
+        {
+            "shmfix_kubeconfig": str(STATE / "kubeconfig"),
+            "shmfix_context": CONTEXT,
+            "eviction_verify_enabled": False,
+            "remediate_verify_df": False,
+            "remediate_namespaces": namespaces,
+            "remediate_size_limit": "256Mi",
+            "remediate_rollout_soak": 0,
+            "remediate_rollout_timeout": 120,
+        },
+        **extra,
+    )
+
+
+def fleet_host(cluster: FleetCluster, namespaces: list[str], **extra) -> dict:
+    return dict(cluster.host_vars(), remediate_namespaces=namespaces, remediate_size_limit="256Mi", remediate_rollout_soak=0, **extra)
+
+
+def fleet_workloads(cluster: FleetCluster, prefix: str, per_namespace: int) -> tuple[list[str], dict]:
+    """FLEET_NAMESPACES namespaces of ``per_namespace`` Deployments each, rolled out; their snapshot."""
+    namespaces = [f"{prefix}-{uuid.uuid4().hex[:5]}-{j}" for j in range(FLEET_NAMESPACES)]
+    started = time.monotonic()
+    create_namespaces(cluster.kubectl, namespaces)
+    for ns in namespaces:
+        create_workloads(cluster.kubectl, ns, workload_set(per_namespace))
+    wait_rolled_out(cluster.kubectl, namespaces)
+    print(f"{prefix}: {per_namespace * len(namespaces)} Deployments created and rolled out in {time.monotonic() - started:.1f}s")
+    return namespaces, snapshot(cluster.kubectl, namespaces)
+
+
+# --------------------------------------------------------------------------- 2. the controller dies
+
+
+def test_controller_killed_mid_wave_rerun_converges_and_rollback_restores_exactly(fleet1, tmp_path):
+    namespaces, before = fleet_workloads(fleet1, "faults-ctl", 25)
+    try:
+        fixable = to_fix(workload_set(25)) * FLEET_NAMESPACES
+        inventory = write_inventory(tmp_path / "fleet1.yml", {"fleet-1": fleet_host(fleet1, namespaces, remediate_batch_size=20)})
+        counter = PatchedCounter(fleet1.kubectl, "shmfix-test/shape", 25)
+        counter.start()
+        run = PlaybookRun("fix-shm.yml", inventory, playbook_env(tmp_path / "reports1"), tmp_path / "run1.log")
+        try:
+            assert counter.reached.wait(300), f"25 patched objects not seen (watch error {counter.error}):\n{run.output()[-3000:]}"
+            run.kill()  # SIGKILL to ansible-playbook in wave 2 of 4
+        finally:
+            counter.close()
+            run.stop()
+        assert run.proc.returncode == -9, run.proc.returncode
+        middle = compare_with_snapshot(before, snapshot(fleet1.kubectl, namespaces))
+        print(f"fault 2: ansible-playbook killed after {len(counter.patched)} patched objects: {middle}")
+        assert 20 <= middle["patched"] < fixable, middle
+
+        rerun = PlaybookRun("fix-shm.yml", inventory, playbook_env(tmp_path / "reports2"), tmp_path / "run2.log")
+        assert rerun.wait(600) == 0, rerun.output()[-4000:]
+        converged = compare_with_snapshot(before, snapshot(fleet1.kubectl, namespaces))
+        assert converged == {"compared": len(before), "patched": fixable, "untouched": len(before) - fixable}, converged
+
+        back = PlaybookRun("rollback_shm.yml", inventory, playbook_env(tmp_path / "rollback"), tmp_path / "rollback.log")
+        assert back.wait(600) == 0, back.output()[-4000:]
+        restored = compare_with_snapshot(before, snapshot(fleet1.kubectl, namespaces))
+        assert restored == {"compared": len(before), "patched": 0, "untouched": len(before)}, restored
+        total = middle["compared"] + converged["compared"] + restored["compared"]
+        print(f"fault 2: rerun {rerun.elapsed:.0f}s, rollback {back.elapsed:.0f}s; compared field by field: {total}")
+    finally:
+        delete_namespaces(fleet1.kubectl, namespaces)
+
+
+# --------------------------------------------------------------------------- 5. a silent cluster and a flaky one
+
+# client.py's bound per request: CONNECT s to connect (TCP and TLS) or READ s to answer, tried twice
+# (urllib3 retries=1); a cluster whose API server never answers fails after its first request.
+CONNECT, READ = client.DEFAULT_TIMEOUT
+
+
+def test_silent_and_flaky_clusters_are_bounded_and_reported(fleet1, tmp_path):
+    namespaces, before = fleet_workloads(fleet1, "faults-net", 5)
+    silent, proxy = SilentListener(), FlakyProxy(1, faults=3)
+    silent.start()
+    try:
+        hosts = {
+            "silent": dict(
+                fleet_host(fleet1, [namespaces[0]]), shmfix_host=f"https://127.0.0.1:{silent.port}", shmfix_api_key="unused", shmfix_validate_certs=False
+            ),
+            "flaky": dict(fleet_host(fleet1, [namespaces[1]]), shmfix_host=f"http://127.0.0.1:{proxy.port}", shmfix_api_key="unused"),
+            "fleet-1": fleet_host(fleet1, namespaces[2:]),
+        }
+        for name in ("silent", "flaky"):
+            for key in ("shmfix_kubeconfig", "shmfix_context"):
+                hosts[name].pop(key)
+        inventory = write_inventory(tmp_path / "net.yml", hosts)
+        run = PlaybookRun("fix-shm.yml", inventory, playbook_env(tmp_path / "reports"), tmp_path / "run.log")
+        rc = run.wait(900)
+        output = run.output()
+        assert rc == 2, output[-4000:]
+        clusters = {c["name"]: c for c in single_report(tmp_path / "reports")["clusters"]}
+        dead = clusters["silent"]
+        print(f"fault 5: run {run.elapsed:.0f}s; silent: {dead['status']} {dead['failure']}; injected faults {proxy.faulted}, forwarded {proxy.forwarded}")
+        assert dead["status"] == "unreachable", dead
+        assert f"127.0.0.1:{silent.port}" in dead["failure"]["message"] and "timed out" in dead["failure"]["message"], dead["failure"]
+        assert silent.accepted >= 1
+        # 500/429 for a while, then answers: retried with backoff, the cluster is fixed.
+        assert proxy.faulted == 3 and proxy.forwarded > 0
+        for name in ("flaky", "fleet-1"):
+            assert clusters[name]["status"] == "ok", clusters[name]["failure"]
+        counts = compare_with_snapshot(before, snapshot(fleet1.kubectl, namespaces))
+        fixable = to_fix(workload_set(5))
+        assert counts == {"compared": len(before), "patched": 3 * fixable, "untouched": len(before) - 3 * fixable}, counts
+        # No hang beyond the documented bound: the silent cluster's one request, tried twice, plus the others' run.
+        assert run.elapsed < 2 * (CONNECT + READ) + 240, run.elapsed
+    finally:
+        silent.close()
+        proxy.close()
+        delete_namespaces(fleet1.kubectl, namespaces)
+
+
+# --------------------------------------------------------------------------- 7. a canary that cannot be scheduled
+
+
+def canary_namespaces(kubectl: Kubectl, prefix: str) -> list[str]:
+    return [n["metadata"]["name"] for n in kubectl.json("get", "namespaces")["items"] if n["metadata"]["name"].startswith(prefix)]
+
+
+def test_unschedulable_canary_times_out_clearly_and_leaves_nothing(kubectl, tmp_path):
+    sfx = uuid.uuid4().hex[:6]
+    ns, prefix = f"faults-canary-ws-{sfx}", f"faults-canary-{sfx}"
+    create_namespaces(kubectl, [ns])
+    try:
+        create_workloads(kubectl, ns, workload_set(2))
+        wait_rolled_out(kubectl, [ns])
+        before = snapshot(kubectl, [ns])
+        nowhere = {"name": "nowhere", "node_selector": {"shmfix.io/node-mode": "nowhere"}, "expect": "sized"}
+        host = main_host(
+            [ns],
+            eviction_verify_enabled=True,
+            eviction_verify_image="localhost/shmfix/busybox:local",
+            eviction_verify_image_pull_policy="Never",
+            eviction_verify_probes=[nowhere],
+            eviction_verify_start_timeout=15,
+            eviction_verify_namespace_prefix=prefix,
+        )
+        inventory = write_inventory(tmp_path / "main.yml", {"main": host})
+        run = PlaybookRun("fix-shm.yml", inventory, playbook_env(tmp_path / "reports"), tmp_path / "run.log")
+        rc = run.wait(600)
+        assert rc == 2, run.output()[-4000:]
+        (cluster,) = single_report(tmp_path / "reports")["clusters"]
+        failure = cluster["failure"]
+        print(f"fault 7: run {run.elapsed:.0f}s: {failure}")
+        assert cluster["status"] == "failed" and failure["phase"] == "eviction_verify", failure
+        # Said at once, with the scheduler's reason (no need to wait out eviction_verify_start_timeout).
+        assert "nowhere: unschedulable" in failure["message"] and "didn't match Pod's node affinity/selector" in failure["message"], failure
+        assert run.elapsed < 15 + 120, run.elapsed
+        # Nothing written to the workloads, and the canary namespace is gone.
+        assert compare_with_snapshot(before, snapshot(kubectl, [ns])) == {"compared": 2, "patched": 0, "untouched": 2}
+        assert canary_namespaces(kubectl, prefix) == []
+    finally:
+        delete_namespaces(kubectl, [ns])
