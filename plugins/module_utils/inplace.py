@@ -26,6 +26,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import ROLLOUT_NOT_APPLICABLE
 from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import SIZED, volume_index, volume_state
 from ansible_collections.shmfix.k8s.plugins.module_utils.units import format_bytes
 
@@ -40,6 +41,8 @@ ANNOTATION_RESIZED_FROM = "shmfix.io/resized-from"
 RESIZABLE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController")
 RESIZED_NOTE = "resized in place"
 ROLLED_OUT_NOTE = "rolled out"
+# A kind with no rollout (a CronJob: its next Job gets the new template; a custom resource's own controller)
+TEMPLATE_NOTE = "pod template patched"
 
 # Plan ops that only touch a volume entry (no container mount): /volumes/<i>
 _VOLUME_OP = re.compile(r"^/volumes/\d+$")
@@ -176,8 +179,10 @@ def resize_state(pod, generation):
 
 
 def strategy_note(record):
-    """What the report says about how a workload was fixed: 'resized in place' or 'rolled out (why)'."""
+    """What the report says about how a workload was fixed: 'resized in place', 'rolled out (why)', or
+    'pod template patched (why)' for a kind nothing rolls out (its rollout status is not_applicable)."""
     if record.get("strategy") == INPLACE:
         return RESIZED_NOTE
+    how = TEMPLATE_NOTE if (record.get("rollout") or {}).get("status") == ROLLOUT_NOT_APPLICABLE else ROLLED_OUT_NOTE
     why = record.get("strategy_reason")
-    return "%s (%s)" % (ROLLED_OUT_NOTE, why) if why else ROLLED_OUT_NOTE
+    return "%s (%s)" % (how, why) if why else how

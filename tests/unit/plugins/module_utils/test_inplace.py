@@ -181,6 +181,8 @@ def test_strategy_note():
     assert inplace.strategy_note({"strategy": "inplace"}) == "resized in place"
     assert inplace.strategy_note({"strategy": "rollout", "strategy_reason": "node n1 does not declare X"}) == "rolled out (node n1 does not declare X)"
     assert inplace.strategy_note({}) == "rolled out"
+    assert inplace.strategy_note({"rollout": {"status": "not_applicable"}}) == "pod template patched"
+    assert inplace.strategy_note({"rollout": {"status": "complete"}}) == "rolled out"
 
 
 def test_every_resizable_kind_is_a_builtin_found_by_selector():
