@@ -138,7 +138,8 @@ def _patched_records(patch_results):
     for res in loop_items(patch_results):
         for record in res.get("results") or []:
             patched[workload_key(record)] = record
-        if res.get("failed"):
+        # failed, or failed and let through by the role's failed_when: false (failed_when_result false, the module's msg kept)
+        if res.get("failed") or (res.get("failed_when_result") is False and res.get("msg")):
             # a run that stopped (403, unreachable) reports only the records that finished: the rest are its error
             item = res.get("item") or {}
             for name in item.get("names") or []:

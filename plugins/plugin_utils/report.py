@@ -56,7 +56,8 @@ def classify_failure(result, phase):
     reason = result.get("reason")
     if result.get("unreachable") or reason == "Unreachable":
         unreachable = True
-    elif status or reason:
+    elif status or reason or "assertion" in result:
+        # a failed assert (the remediate role's "N workload(s) failed: ... timed out progressing") is no transport error
         unreachable = False
     else:
         unreachable = looks_unreachable(message)

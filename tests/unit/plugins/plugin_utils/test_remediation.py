@@ -130,6 +130,27 @@ def test_merge_wave_counts_failed_rollouts_and_patch_errors():
     ]
 
 
+def test_merge_wave_names_the_error_of_a_write_cut_off_by_a_dead_api_server():
+    """The role registers shm_patch with failed_when: false: the module's error still explains the records it lacks."""
+    a, b = _plan("Deployment", "d", "a"), _plan("Deployment", "d", "b")
+    error = "cannot reach the Kubernetes API server https://127.0.0.1:17101 while trying to patch deployments.apps b in namespace d: refused"
+    patch = {
+        "results": [
+            {
+                "item": {"namespace": "d", "kind": "Deployment", "names": ["a", "b"]},
+                "failed": False,
+                "failed_when_result": False,
+                "msg": error,
+                "results": [dict(a, action="patched")],
+            }
+        ]
+    }
+    out = remediation.merge_wave([a, b], patch, None, None, None, NODES)
+    recs = {r["name"]: r for r in out["records"]}
+    assert out["failures"] == 1 and recs["a"]["action"] == "patched"
+    assert recs["b"]["action"] == "failed" and recs["b"]["error"] == error
+
+
 def test_merge_wave_after_a_rollback_expects_the_runtime_default_everywhere():
     rec = dict(_plan("Deployment", "d", "web"), action="would_restore")
     rec["after"] = {"state": "runtime_default", "size_limit_bytes": None, "effective_bytes": 64 * MI}

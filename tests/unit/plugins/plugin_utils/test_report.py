@@ -22,6 +22,8 @@ NODE_MEM = 25276059648  # memory capacity of a node of the embedded cluster
         ({"msg": "TLS failure talking to https://x while trying to get version", "reason": "TLSError"}, False),
         ({"msg": "context 'nope' not found in kubeconfig"}, False),
         ({"unreachable": True, "msg": "whatever"}, True),
+        # the remediate role's final assert: a rollout that timed out is a failed cluster, not an unreachable one
+        ({"msg": 'Deployment ns/a: rollout failed: ReplicaSet "a-1" has timed out progressing.', "assertion": "remediate_failures | int == 0"}, False),
         ({}, False),
     ],
 )
