@@ -124,6 +124,17 @@ def _sizes(assessment):
     }
 
 
+def _bad_record(record, recorded):
+    """True, with a finding, when shmfix.io/original cannot be read: what was there before shmfix is unknown, so
+    the workload is left alone (patching would overwrite the record and make a rollback restore the wrong state)."""
+    try:
+        rollback.decode_original(recorded)
+    except ValueError as exc:
+        record["findings"].append({"severity": "error", "code": "bad_annotation", "message": "%s: %s" % (ANNOTATION_ORIGINAL, exc)})
+        return True
+    return False
+
+
 def _plan_present(record, spec, obj, pod_spec, assessment, request):
     """(plan, new_spec) for state=present, or None with the record's action set (skipped, unchanged, failed)."""
     pod_meta = pod_template(spec, obj)[0]
@@ -132,6 +143,9 @@ def _plan_present(record, spec, obj, pod_spec, assessment, request):
     bad = [f for f in record["findings"] if f.get("code") == "bad_annotation"]
     if bad:
         return _final(record, action="skipped", reason="bad annotation %s: %s" % (ANNOTATION_SIZE_LIMIT, bad[0]["message"]))
+    recorded = ((obj.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_ORIGINAL)
+    if recorded and _bad_record(record, recorded):
+        return _final(record, action="skipped", reason="bad annotation %s: %s" % (ANNOTATION_ORIGINAL, record["findings"][-1]["message"]))
     opts = request["options"]
     size, source = desired_size(
         pod_spec,

@@ -102,6 +102,15 @@ def test_plan_object_skips_on_annotations(annotations, action, reason):
     assert step is None and record["action"] == action and record["reason"].startswith(reason)
 
 
+def test_a_corrupted_original_record_leaves_the_workload_alone():
+    record, step = patching.plan_object(
+        kinds.builtin("Deployment"), _deployment({podspec.ANNOTATION_ORIGINAL: '{"v": 1'}), NO_NODES, _request(size_limit="1Gi")
+    )
+    assert step is None and record["action"] == "skipped"
+    assert record["reason"].startswith("bad annotation shmfix.io/original: shmfix.io/original: annotation shmfix.io/original was not written by shmfix")
+    assert record["findings"][-1]["code"] == "bad_annotation"
+
+
 def test_plan_object_immutable_and_bad_rollback_record():
     record, step = patching.plan_object(kinds.builtin("Job"), _deployment(), NO_NODES, _request())
     assert step is None and record["action"] == "immutable"
