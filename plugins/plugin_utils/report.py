@@ -140,6 +140,8 @@ def _workload_entry(item):
         "before": _size_pair(item.get("before")),
         "after": _size_pair(item.get("after")),
         "rollout": {"status": rollout.get("status"), "message": rollout.get("message")},
+        # writes refused because the object had changed since it was read (a concurrent edit), then re-read and re-planned
+        "conflict_retries": int(item.get("conflict_retries") or 0),
         # how a changed workload was fixed: "resized in place" or "rolled out (why not in place)"
         "strategy": strategy_note(item) if item.get("action") in CHANGED_ACTIONS else None,
         "measured": measured,
@@ -374,6 +376,7 @@ def build_report(records, generated_at=None, playbook=None, check_mode=False):
         "unchanged": sum(c["counts"]["unchanged"] for c in clusters),
         "needs_a_look": sum(c["counts"]["unchanged"] - c["counts"]["fine"] for c in clusters),
         "untouched": sum(c["counts"]["untouched"] for c in clusters),
+        "conflicts_retried": sum(w["conflict_retries"] for c in clusters for g in ("changed", "failed", "skipped", "unchanged") for w in c[g]),
     }
     return {
         "schema": 1,

@@ -387,8 +387,9 @@ def recap_line(output: str, host: str) -> str:
 
 
 def conflicts_retried(output: str) -> int:
-    """Sum of shm_patch's summary.conflicts_retried over the results printed at -v."""
-    return sum(int(n) for n in re.findall(r'"conflicts_retried": (\d+)', output))
+    """Sum of shm_patch's summary.conflicts_retried over the results of the wave writes printed at -v."""
+    writes = [part.split("\nTASK [", 1)[0] for part in output.split("TASK [shmfix.k8s.remediate : Write the wave's changes]")[1:]]
+    return sum(int(n) for part in writes for n in re.findall(r'"conflicts_retried": (\d+)', part))
 
 
 # --------------------------------------------------------------------------- an in-process client (test side)

@@ -247,7 +247,8 @@ def test_concurrent_writer_loses_no_update_and_the_fix_lands(kubectl, tmp_path):
         output = run.output()
         assert rc == 0, output[-4000:]
         assert writer.writes >= len(names), (writer.writes, writer.errors[:5])
-        (cluster,) = single_report(tmp_path / "reports")["clusters"]
+        report = single_report(tmp_path / "reports")
+        (cluster,) = report["clusters"]
         assert cluster["status"] == "ok", cluster["failure"]
 
         after = snapshot(kubectl, [ns])
@@ -267,6 +268,8 @@ def test_concurrent_writer_loses_no_update_and_the_fix_lands(kubectl, tmp_path):
         assert states == {"patched": to_fix(manifests), "untouched": len(manifests) - to_fix(manifests)}, states
         # The writer changed the pod templates while shm_patch wrote them: some writes met a newer object.
         assert conflicts >= 1, "no conflict was retried although the writer changed the templates during the writes"
+        # ... and the report says so, per workload and in total
+        assert report["totals"]["conflicts_retried"] == conflicts == sum(w["conflict_retries"] for w in cluster["changed"]), report["totals"]
     finally:
         delete_namespaces(kubectl, [ns])
 

@@ -201,6 +201,7 @@ def test_build_report_totals_and_failed_clusters():
         "unchanged": 0,
         "needs_a_look": 0,
         "untouched": 0,
+        "conflicts_retried": 0,
     }
     assert rep["failed_clusters"] == ["a-dead", "c-bad"]
     assert rep["playbook"] == "fix-shm"
@@ -405,3 +406,13 @@ def test_each_changed_workload_says_how_it_was_fixed():
         "old": "rolled out",
     }
     assert cluster["status"] == "ok" and cluster["counts"]["changed"] == 3
+
+
+def test_conflicts_retried_are_reported_per_workload_and_in_total():
+    rec = {"kind": "Deployment", "namespace": "d", "name": "a", "action": "patched", "conflict_retries": 2, "rollout": {"status": "complete"}}
+    report_ = report.build_report(
+        [{"name": "c1", "version_check": {"nodes": []}, "remediate": {"mode": "remediate", "workloads": [rec, dict(rec, name="b", conflict_retries=None)]}}]
+    )
+    (cluster,) = report_["clusters"]
+    assert [w["conflict_retries"] for w in cluster["changed"]] == [2, 0]
+    assert report_["totals"]["conflicts_retried"] == 2
