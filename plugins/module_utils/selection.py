@@ -104,7 +104,7 @@ def select_workloads(kube, params, specs, warnings=None, listed=None):
     label_selector = params.get("label_selector")
     if namespaces is not None:
         namespaces = [n for n in namespaces if n not in exclude]
-    seen = set()
+    seen, named = set(), set()
     selected = []
     for spec in specs:
         scopes = [None] if namespaces is None or not spec["namespaced"] else namespaces
@@ -113,9 +113,23 @@ def select_workloads(kube, params, specs, warnings=None, listed=None):
             if listed is not None and not spec["custom"]:
                 listed.setdefault(spec["kind"], []).extend(objs)
             for obj in objs:
-                seen.add((obj.get("metadata") or {}).get("namespace"))
+                meta = obj.get("metadata") or {}
+                seen.add(meta.get("namespace"))
+                if meta.get("namespace") not in exclude:
+                    named.add(meta.get("name"))
                 if _wanted(spec, obj, exclude, names):
                     selected.append((spec, obj))
     if namespaces:
         _check_namespaces(kube, namespaces, seen, warnings if warnings is not None else [])
+    _check_names(names, named, specs)
     return selected
+
+
+def _check_names(names, named, specs):
+    """A name given in ``names`` that no listed workload has is a typo (as kubectl's NotFound): fail before any write."""
+    missing = sorted(names - named)
+    if missing:
+        raise ShmfixError(
+            "names %s matched no workload of the kinds %s in the selected namespaces; check the spelling, "
+            "or the kinds, namespaces and label_selector options" % (", ".join(repr(n) for n in missing), ", ".join(s["kind"] for s in specs))
+        )

@@ -36,14 +36,7 @@ MODULE_CASES = [
     ("volume-name", "shm_patch", {"volume_name": "Dev_Shm"}, ["volume_name", "Dev_Shm", "e.g. dshm"]),
     ("namespace-invalid", "shm_info", {"namespaces": ["Bad_NS!"]}, ["Bad_NS!", "does not exist"]),
     ("selector-syntax", "shm_info", {"label_selector": "app in ("}, ["label_selector", "app in (", "malformed"]),
-    pytest.param(
-        "name-invalid",
-        "shm_patch",
-        {"names": ["Not_A_Name"]},
-        ["Not_A_Name"],
-        # selection.py: a name given in names that matches no workload is silently ignored (no failure, no warning)
-        marks=pytest.mark.xfail(strict=True, reason="known defect: names matching no workload pass silently"),
-    ),
+    ("name-matches-nothing", "shm_patch", {"names": ["Not_A_Name"]}, ["'Not_A_Name'", "matched no workload", "check the spelling"]),
     ("kubeconfig-missing", "shm_info", {"kubeconfig": "/nonexistent/kubeconfig"}, ["/nonexistent/kubeconfig", "cannot be read", "set the kubeconfig option"]),
     ("kubeconfig-garbage", "shm_info", {"kubeconfig": "@garbage"}, ["cannot be parsed", "@garbage"]),
     ("kubeconfig-dict-empty", "shm_info", {"kubeconfig": {"apiVersion": "v1", "kind": "Config"}}, ["kubeconfig given as a dict", "context"]),

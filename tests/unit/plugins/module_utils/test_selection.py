@@ -27,3 +27,12 @@ def test_owned_replicasets_and_pods_are_left_to_their_owner():
     assert selection._wanted(specs["Deployment"], rs, set(), set())
     assert not selection._wanted(specs["Deployment"], rs, {"a"}, set())
     assert not selection._wanted(specs["Deployment"], rs, set(), {"other"})
+
+
+def test_a_name_no_listed_workload_has_fails_naming_it():
+    specs = [{"kind": "Deployment"}, {"kind": "StatefulSet"}]
+    selection._check_names({"web", "api"}, {"web", "api", "db"}, specs)
+    with pytest.raises(ShmfixError) as err:
+        selection._check_names({"web", "Not_A_Name"}, {"web", "db"}, specs)
+    assert "'Not_A_Name'" in err.value.msg and "'web'" not in err.value.msg
+    assert "kinds Deployment, StatefulSet" in err.value.msg and "check the spelling" in err.value.msg
