@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from current_helpers import current_kubectl, current_namespace  # noqa: F401 (fixtures of the current cluster, v1.37)
+from fault_helpers import fleet1  # noqa: F401 (fixture: fleet member 1, for the tests that kill its API server)
 from localcluster_helpers import STATE, Kubectl
 
 

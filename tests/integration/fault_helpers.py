@@ -26,9 +26,11 @@ import ssl
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
-from helpers import VENV_BIN, import_collection
+import pytest
+from helpers import CONTEXT, VENV_BIN, import_collection
 from kubernetes import config as k8s_config
 from localcluster_helpers import BUSYBOX, REPO_ROOT, STATE, Kubectl
 
@@ -529,3 +531,54 @@ def diff_paths(a, b, path: str = "") -> list[str]:
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff_paths(x, y, f"{path}/{i}")]
     return [] if a == b else [f"{path}: {json.dumps(a)[:200]} != {json.dumps(b)[:200]}"]
+
+
+# ---- the hosts and workloads of the fault runs (test_faults.py, test_faults_more.py)
+
+FLEET_NAMESPACES = 4
+PER_NAMESPACE = 125  # 500 Deployments on fleet member 1
+
+
+@pytest.fixture(scope="module")
+def fleet1():
+    """Fleet member 1 (make fleet-up FLEET=1) for the tests that kill an API server; stopped afterwards if started here."""
+    cluster = FleetCluster(1)
+    cluster.up()
+    yield cluster
+    cluster.down()
+
+
+def main_host(namespaces: list[str], **extra) -> dict:
+    """Host vars of the main cluster for a fault run (no canaries: the faults are about the writes)."""
+    return dict(
+        {
+            "shmfix_kubeconfig": str(STATE / "kubeconfig"),
+            "shmfix_context": CONTEXT,
+            "eviction_verify_enabled": False,
+            "remediate_verify_df": False,
+            "remediate_namespaces": namespaces,
+            "remediate_size_limit": "256Mi",
+            "remediate_rollout_soak": 0,
+            "remediate_rollout_timeout": 120,
+        },
+        **extra,
+    )
+
+
+def fleet_host(cluster: FleetCluster, namespaces: list[str], **extra) -> dict:
+    return dict(cluster.host_vars(), remediate_namespaces=namespaces, remediate_size_limit="256Mi", remediate_rollout_soak=0, **extra)
+
+
+def fleet_workloads(cluster: FleetCluster, prefix: str, per_namespace: int) -> tuple[list[str], dict]:
+    """FLEET_NAMESPACES namespaces of ``per_namespace`` Deployments each, rolled out; their snapshot."""
+    namespaces = [f"{prefix}-{uuid.uuid4().hex[:5]}-{j}" for j in range(FLEET_NAMESPACES)]
+    started = time.monotonic()
+    create_namespaces(cluster.kubectl, namespaces)
+    threads = [threading.Thread(target=create_workloads, args=(cluster.kubectl, ns, workload_set(per_namespace))) for ns in namespaces]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wait_rolled_out(cluster.kubectl, namespaces)
+    print(f"{prefix}: {per_namespace * len(namespaces)} Deployments created and rolled out in {time.monotonic() - started:.1f}s")
+    return namespaces, snapshot(cluster.kubectl, namespaces)

@@ -23,9 +23,9 @@ import threading
 import time
 import uuid
 
-import pytest
 from fault_helpers import (
-    FleetCluster,
+    FLEET_NAMESPACES,
+    PER_NAMESPACE,
     PatchedCounter,
     PlaybookRun,
     api_client,
@@ -36,6 +36,9 @@ from fault_helpers import (
     delete_namespaces,
     deployment,
     diff_paths,
+    fleet_host,
+    fleet_workloads,
+    main_host,
     recap_line,
     shm_volume_name,
     snapshot,
@@ -51,54 +54,6 @@ from kubernetes import client as k8s
 from localcluster_helpers import STATE, Kubectl
 
 import_collection()
-
-
-FLEET_NAMESPACES = 4
-PER_NAMESPACE = 125  # 500 Deployments on fleet member 1
-
-
-@pytest.fixture(scope="module")
-def fleet1():
-    cluster = FleetCluster(1)
-    cluster.up()
-    yield cluster
-    cluster.down()
-
-
-def main_host(namespaces: list[str], **extra) -> dict:
-    """Host vars of the main cluster for a fault run (no canaries: the faults are about the writes)."""
-    return dict(
-        {
-            "shmfix_kubeconfig": str(STATE / "kubeconfig"),
-            "shmfix_context": CONTEXT,
-            "eviction_verify_enabled": False,
-            "remediate_verify_df": False,
-            "remediate_namespaces": namespaces,
-            "remediate_size_limit": "256Mi",
-            "remediate_rollout_soak": 0,
-            "remediate_rollout_timeout": 120,
-        },
-        **extra,
-    )
-
-
-def fleet_host(cluster: FleetCluster, namespaces: list[str], **extra) -> dict:
-    return dict(cluster.host_vars(), remediate_namespaces=namespaces, remediate_size_limit="256Mi", remediate_rollout_soak=0, **extra)
-
-
-def fleet_workloads(cluster: FleetCluster, prefix: str, per_namespace: int) -> tuple[list[str], dict]:
-    """FLEET_NAMESPACES namespaces of ``per_namespace`` Deployments each, rolled out; their snapshot."""
-    namespaces = [f"{prefix}-{uuid.uuid4().hex[:5]}-{j}" for j in range(FLEET_NAMESPACES)]
-    started = time.monotonic()
-    create_namespaces(cluster.kubectl, namespaces)
-    threads = [threading.Thread(target=create_workloads, args=(cluster.kubectl, ns, workload_set(per_namespace))) for ns in namespaces]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wait_rolled_out(cluster.kubectl, namespaces)
-    print(f"{prefix}: {per_namespace * len(namespaces)} Deployments created and rolled out in {time.monotonic() - started:.1f}s")
-    return namespaces, snapshot(cluster.kubectl, namespaces)
 
 
 # --------------------------------------------------------------------------- 1. the API server killed mid-run

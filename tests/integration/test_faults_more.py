@@ -11,13 +11,11 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
-import pytest
 from fault_helpers import (
+    FLEET_NAMESPACES,
     FlakyProxy,
-    FleetCluster,
     PatchedCounter,
     PlaybookRun,
     SilentListener,
@@ -25,63 +23,21 @@ from fault_helpers import (
     create_namespaces,
     create_workloads,
     delete_namespaces,
+    fleet_host,
+    fleet_workloads,
+    main_host,
     snapshot,
     to_fix,
     wait_rolled_out,
     workload_set,
     write_inventory,
 )
-from helpers import CONTEXT, import_collection, playbook_env, single_report
-from localcluster_helpers import STATE, Kubectl
+from helpers import import_collection, playbook_env, single_report
+from localcluster_helpers import Kubectl
 
 import_collection()
 
 from ansible_collections.shmfix.k8s.plugins.module_utils import client
-
-FLEET_NAMESPACES = 4
-PER_NAMESPACE = 125  # 500 Deployments on fleet member 1
-
-
-@pytest.fixture(scope="module")
-def fleet1():
-    cluster = FleetCluster(1)
-    cluster.up()
-    yield cluster
-    cluster.down()
-
-
-def main_host(namespaces: list[str], **extra) -> dict:
-    """Host vars of the main cluster for a fault run (no canaries: the faults are about the writes)."""
-    return dict(
-        {
-            "shmfix_kubeconfig": str(STATE / "kubeconfig"),
-            "shmfix_context": CONTEXT,
-            "eviction_verify_enabled": False,
-            "remediate_verify_df": False,
-            "remediate_namespaces": namespaces,
-            "remediate_size_limit": "256Mi",
-            "remediate_rollout_soak": 0,
-            "remediate_rollout_timeout": 120,
-        },
-        **extra,
-    )
-
-
-def fleet_host(cluster: FleetCluster, namespaces: list[str], **extra) -> dict:
-    return dict(cluster.host_vars(), remediate_namespaces=namespaces, remediate_size_limit="256Mi", remediate_rollout_soak=0, **extra)
-
-
-def fleet_workloads(cluster: FleetCluster, prefix: str, per_namespace: int) -> tuple[list[str], dict]:
-    """FLEET_NAMESPACES namespaces of ``per_namespace`` Deployments each, rolled out; their snapshot."""
-    namespaces = [f"{prefix}-{uuid.uuid4().hex[:5]}-{j}" for j in range(FLEET_NAMESPACES)]
-    started = time.monotonic()
-    create_namespaces(cluster.kubectl, namespaces)
-    for ns in namespaces:
-        create_workloads(cluster.kubectl, ns, workload_set(per_namespace))
-    wait_rolled_out(cluster.kubectl, namespaces)
-    print(f"{prefix}: {per_namespace * len(namespaces)} Deployments created and rolled out in {time.monotonic() - started:.1f}s")
-    return namespaces, snapshot(cluster.kubectl, namespaces)
-
 
 # --------------------------------------------------------------------------- 2. the controller dies
 
