@@ -74,6 +74,20 @@ def wait_sigbus(kubectl, namespace, app, timeout=120):
         time.sleep(1)
 
 
+def previous_written(kubectl, namespace, pod, timeout=60):
+    """The 'shm-mmap: written' lines of the run that died. The pod's lastState can still name a run the kubelet has
+    just removed (it keeps one dead container: when the next run dies too, the one before goes), and then
+    ``kubectl logs --previous`` prints 'unable to retrieve container logs'; read again until a run's lines show."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = kubectl("logs", "-n", namespace, pod, "--previous").splitlines()
+        written = [line for line in lines if line.startswith("shm-mmap: written ")]
+        if written:
+            return written
+        assert time.monotonic() < deadline, f"{pod}: no 'shm-mmap: written' line in the previous run's log: {lines[-3:]}"
+        time.sleep(1)
+
+
 def shm_info(kube, namespace, **over):
     params = {
         "namespaces": [namespace],
@@ -97,8 +111,8 @@ def test_sigbus_is_evidence_and_remediate_target_evidence_fixes_only_that(kubect
     kubectl.apply(deployment("quiet", ["sleep", "3600"]), ns)
     killed = wait_sigbus(kubectl, ns, "mmap-writer")
     assert killed["spec"]["nodeName"] == SIZED_NODE
-    before = kubectl("logs", "-n", ns, killed["metadata"]["name"], "--previous").splitlines()
-    assert [line for line in before if line.startswith("shm-mmap: written ")][-1] == f"shm-mmap: written 64 MiB ({64 * MIB} bytes)"
+    written = previous_written(kubectl, ns, killed["metadata"]["name"])
+    assert written[-1] == f"shm-mmap: written 64 MiB ({64 * MIB} bytes)", written
 
     kube = client.Kube(params={"kubeconfig": str(kubeconfig), "context": CONTEXT})
     audit = shm_info(kube, ns)
