@@ -118,3 +118,23 @@ def single_report(reports: Path) -> dict:
     """report.json of the one run written under ``reports``."""
     (run_dir,) = list(reports.iterdir())
     return json.loads((run_dir / "report.json").read_text())
+
+
+def apply_web_deployment(kubectl, namespace):
+    """Deployment web (replicas 0, one busybox container) in ``namespace``: what the artifact and runner tests fix."""
+    kubectl.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "main", "image": BUSYBOX, "command": ["sleep", "3600"]}]},
+                },
+            },
+        },
+        namespace,
+    )

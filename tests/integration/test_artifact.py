@@ -19,8 +19,8 @@ import tarfile
 
 import pytest
 import yaml
-from helpers import VENV_BIN
-from localcluster_helpers import BUSYBOX, REPO_ROOT
+from helpers import VENV_BIN, apply_web_deployment
+from localcluster_helpers import REPO_ROOT
 
 DEV_TREE = (
     "bench/",
@@ -63,22 +63,7 @@ def test_the_tarball_holds_what_a_user_needs_and_no_development_tree(installed):
 
 def test_fix_shm_runs_from_the_installed_copy(installed, kubectl, kubeconfig, namespace):
     dest, _tarball, _collection = installed
-    kubectl.apply(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "web"},
-            "spec": {
-                "replicas": 0,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "main", "image": BUSYBOX, "command": ["sleep", "3600"]}]},
-                },
-            },
-        },
-        namespace,
-    )
+    apply_web_deployment(kubectl, namespace)
     inventory = dest / "clusters.yml"
     host = {
         "ansible_connection": "local",

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import VENV_BIN
-from localcluster_helpers import BUSYBOX, REPO_ROOT
+from helpers import VENV_BIN, apply_web_deployment
+from localcluster_helpers import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -52,25 +52,6 @@ def private_data_dir(path: Path, kubeconfig: Path, namespace: str, collections: 
     return path
 
 
-def deployment(kubectl, namespace):
-    kubectl.apply(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "web"},
-            "spec": {
-                "replicas": 0,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "main", "image": BUSYBOX, "command": ["sleep", "3600"]}]},
-                },
-            },
-        },
-        namespace,
-    )
-
-
 def artifact_data(artifacts: Path) -> dict:
     """The set_stats data of the job (what AWX shows as the job's artifacts)."""
     for event in sorted((artifacts / "job_events").glob("*.json")):
@@ -93,7 +74,7 @@ def check_outcome(kubectl, namespace, artifacts: Path):
 
 
 def test_ansible_runner_run(kubectl, kubeconfig, namespace, collections, tmp_path):
-    deployment(kubectl, namespace)
+    apply_web_deployment(kubectl, namespace)
     pdd = private_data_dir(tmp_path / "job", kubeconfig, namespace, collections)
     proc = subprocess.run(
         [str(VENV_BIN / "ansible-runner"), "run", str(pdd), "-p", "fix.yml", "--ident", "job1"], capture_output=True, text=True, timeout=900, check=False
@@ -103,7 +84,7 @@ def test_ansible_runner_run(kubectl, kubeconfig, namespace, collections, tmp_pat
 
 
 def test_ansible_runner_transmit_worker_process(kubectl, kubeconfig, namespace, collections, tmp_path):
-    deployment(kubectl, namespace)
+    apply_web_deployment(kubectl, namespace)
     pdd = private_data_dir(tmp_path / "job", kubeconfig, namespace, collections)
     worker_dir = tmp_path / "worker"
     worker_dir.mkdir()
