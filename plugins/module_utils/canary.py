@@ -58,8 +58,8 @@ def pod_name(probe_name):
     return ("shm-canary-" + (slug(probe_name) or "probe"))[:63].rstrip("-")
 
 
-def namespace_manifest(namespace, labels=None):
-    """The canary namespace: labelled, and enforcing the `restricted` Pod Security level."""
+def namespace_manifest(namespace, labels=None, annotations=None):
+    """The canary namespace: labelled (and annotated), and enforcing the `restricted` Pod Security level."""
     all_labels = {
         "app.kubernetes.io/managed-by": "shmfix",
         "shmfix.io/canary": "true",
@@ -67,7 +67,10 @@ def namespace_manifest(namespace, labels=None):
         "pod-security.kubernetes.io/enforce-version": "latest",
     }
     all_labels.update(labels or {})
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": all_labels}}
+    metadata = {"name": namespace, "labels": all_labels}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
 
 
 def pod_manifest(

@@ -18,6 +18,7 @@ __metaclass__ = type
 import time
 
 from ansible_collections.shmfix.k8s.plugins.module_utils import canary as c
+from ansible_collections.shmfix.k8s.plugins.module_utils import canary_leftovers as leftovers
 from ansible_collections.shmfix.k8s.plugins.module_utils import df as df_utils
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
 from ansible_collections.shmfix.k8s.plugins.module_utils.options import at_least_one, volume_name
@@ -38,7 +39,7 @@ class CanaryRunner(object):
 
     # ---- namespace
 
-    def ensure_namespace(self, labels=None):
+    def ensure_namespace(self, labels=None, annotations=None):
         path = "/api/v1/namespaces/%s" % self.namespace
         try:
             existing = self.kube.get(path, verb="get", resource="namespaces", name=self.namespace)
@@ -53,7 +54,12 @@ class CanaryRunner(object):
                 )
             return False
         self.kube.request(
-            "POST", "/api/v1/namespaces", body=c.namespace_manifest(self.namespace, labels), verb="create", resource="namespaces", name=self.namespace
+            "POST",
+            "/api/v1/namespaces",
+            body=c.namespace_manifest(self.namespace, labels, annotations),
+            verb="create",
+            resource="namespaces",
+            name=self.namespace,
         )
         return True
 
@@ -84,13 +90,13 @@ class CanaryRunner(object):
             deadline = self.clock() + timeout
             while self.clock() < deadline:
                 try:
-                    self.kube.get(path, verb="get", resource="namespaces", name=self.namespace)
+                    existing = self.kube.get(path, verb="get", resource="namespaces", name=self.namespace)
                 except ShmfixError as err:
                     if err.status == 404:
                         return True
                     raise
                 self.sleep(self.poll_interval)
-            raise ShmfixError("namespace %s still exists %ds after its deletion was requested" % (self.namespace, timeout))
+            raise ShmfixError(leftovers.stuck_message(self.namespace, timeout, existing))
         return True
 
     # ---- pods
@@ -344,10 +350,13 @@ def run_canary(kube, params, check_mode=False):
     try:
         if params["state"] == "absent":
             result["changed"] = True if check_mode else runner.delete_namespace(wait=params["wait"], timeout=params["wait_timeout"])
+            if params.get("leftovers") and not check_mode:
+                result["leftovers"], result["warnings"] = leftovers.sweep(kube, params["namespace"], params["wait_timeout"], poll=params["wait_sleep"])
+                result["changed"] = result["changed"] or "deleted" in result["leftovers"].values()
         elif check_mode:
             result.update(_check_mode_result(params))
         else:
-            runner.ensure_namespace(opts["labels"])
+            runner.ensure_namespace(opts["labels"], leftovers.expiry_annotation(time.time(), params["start_timeout"], params["wait_timeout"]))
             result["changed"] = True
             probes = runner.run(params["probes"], opts)
             result.update(probes=probes, ok=all(pr["ok"] for pr in probes))

@@ -126,6 +126,17 @@ options:
     description: With O(state=absent), wait until the namespace is gone.
     type: bool
     default: true
+  leftovers:
+    description:
+      - With O(state=absent), also delete the canary namespaces that earlier runs left behind (a run that was killed,
+        or a namespace that stayed terminating), and wait up to O(wait_timeout) for them to go.
+      - A canary namespace is left behind when it is labelled C(shmfix.io/canary=true) and past the time in its
+        C(shmfix.io/expires-at) annotation (written when it is created; without it, when it is more than an hour old),
+        or when its deletion was requested already. Another run's canary namespace within its expiry is left alone.
+      - One still terminating after O(wait_timeout) is returned as C(terminating) with a warning that says what holds it;
+        it does not fail the task. Needs C(list) on namespaces; without it the task warns and sweeps nothing.
+    type: bool
+    default: false
   wait_timeout:
     description:
       - With O(state=present), seconds to wait for an eviction after the write went through; with O(state=absent),
@@ -164,6 +175,13 @@ EXAMPLES = r"""
   shmfix.k8s.canary:
     namespace: shmfix-canary-x1y2z3
     state: absent
+
+- name: Delete the canary namespaces earlier runs left behind (before creating a new one)
+  shmfix.k8s.canary:
+    namespace: shmfix-canary-a4b5c6d7
+    state: absent
+    leftovers: true
+    wait_timeout: 60
 """
 
 RETURN = r"""
@@ -202,6 +220,15 @@ probes:
       event_message: Usage of EmptyDir volume "dshm" exceeds the limit "32Mi".
       evidence: event
       elapsed_seconds: 74
+leftovers:
+  description:
+    - With O(leftovers=true), each canary namespace found from earlier runs and what became of it, C(deleted),
+      C(terminating) (still there after O(wait_timeout), see the warnings) or C(live) (another run's, left alone).
+  returned: state=absent and leftovers=true
+  type: dict
+  sample:
+    shmfix-canary-k3v9x0qa: deleted
+    shmfix-canary-p2m8d1zz: terminating
 api_calls:
   description: Number of API requests made.
   returned: always
@@ -245,6 +272,7 @@ argument_spec.update(
     tolerations=dict(type="list", elements="dict", default=[]),
     start_timeout=dict(type="int", default=120),
     wait=dict(type="bool", default=True),
+    leftovers=dict(type="bool", default=False),
     wait_timeout=dict(type="int", default=180, aliases=["timeout"]),
     wait_sleep=dict(type="int", default=2, aliases=["poll_interval"]),
 )

@@ -215,31 +215,25 @@ def _nodes(version_check, enforcement):
     return nodes
 
 
+# What the report keeps of a canary probe's result (besides ok, reason and covers).
+PROBE_KEYS = "name node expected outcome size_limit_bytes df_size_bytes write_exit_code write_message event_message elapsed_seconds".split()  # noqa: SIM905
+
+
 def _enforcement(eviction_verify):
     if not eviction_verify or not eviction_verify.get("enabled", True):
         return {"proven": None, "summary": "not checked", "probes": []}
     probes = []
     for probe in eviction_verify.get("probes") or []:
-        probes.append(
-            {
-                "name": probe.get("name"),
-                "node": probe.get("node"),
-                "expected": probe.get("expected"),
-                "outcome": probe.get("outcome"),
-                "ok": bool(probe.get("ok")),
-                "size_limit_bytes": probe.get("size_limit_bytes"),
-                "df_size_bytes": probe.get("df_size_bytes"),
-                "write_exit_code": probe.get("write_exit_code"),
-                "write_message": probe.get("write_message"),
-                "event_message": probe.get("event_message"),
-                "elapsed_seconds": probe.get("elapsed_seconds"),
-                "reason": probe.get("reason", ""),
-                "covers": probe.get("covers") or ([probe["node"]] if probe.get("node") else []),
-            }
-        )
+        entry = {key: probe.get(key) for key in PROBE_KEYS}
+        entry.update(ok=bool(probe.get("ok")), reason=probe.get("reason", ""), covers=probe.get("covers") or ([probe["node"]] if probe.get("node") else []))
+        probes.append(entry)
     proven = bool(probes) and all(p["ok"] for p in probes)
     summary = ", ".join("%s=%s" % (p.get("node") or p.get("name"), p.get("outcome")) for p in probes) or "no probe ran"
-    return {"proven": proven, "summary": summary, "probes": probes}
+    leftovers = eviction_verify.get("leftovers") or {}
+    gone = sorted(name for name, outcome in leftovers.items() if outcome != "live")
+    if gone:
+        summary += "; canary namespaces left by earlier runs: %s" % ", ".join("%s %s" % (name, leftovers[name]) for name in gone)
+    return {"proven": proven, "summary": summary, "probes": probes, "leftovers": leftovers}
 
 
 def _cluster_status(record):

@@ -33,7 +33,7 @@ from localcluster_helpers import BUSYBOX, REPO_ROOT, STATE
 
 import_collection()
 
-from ansible_collections.shmfix.k8s.plugins.module_utils import canary, canary_runner, client, cluster, dfexec, errors, patching, records
+from ansible_collections.shmfix.k8s.plugins.module_utils import canary, canary_leftovers, canary_runner, client, cluster, dfexec, errors, patching, records
 
 try:  # rollout_status's waiter moved to rollout_waiter.py; older checkouts have it in rollout.py
     from ansible_collections.shmfix.k8s.plugins.module_utils.rollout_waiter import run_rollout_status
@@ -519,6 +519,11 @@ def f_canary_namespace_delete(kube, ctx):
     return Outcome(canary_runner.CanaryRunner(kube, name).delete_namespace(wait=False) is True)
 
 
+def f_canary_leftovers(kube, ctx):
+    swept, warnings = canary_leftovers.sweep(kube, ctx.canary_namespace, timeout=10)
+    return Outcome(not warnings, "; ".join(warnings) or "swept %s" % swept)
+
+
 @dataclass
 class Feature:
     name: str
@@ -567,6 +572,7 @@ FEATURES = {
         Feature("canary_events", f_canary_events, {("", "events", "list")}),
         Feature("canary_exec", f_canary_exec, EXEC),
         Feature("canary_namespace_delete", f_canary_namespace_delete, {("", "namespaces", "get"), ("", "namespaces", "delete")}),
+        Feature("canary_leftovers_swept", f_canary_leftovers, {("", "namespaces", "list")}),
     ],
 }
 

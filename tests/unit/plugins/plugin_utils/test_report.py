@@ -159,6 +159,15 @@ def test_unproven_enforcement_fails_the_cluster():
     assert "n-evict=not_enforced" in cluster["failure"]["message"]
 
 
+def test_canary_namespaces_left_by_earlier_runs_are_named_in_the_enforcement_summary():
+    proof = dict(_eviction_verify(), leftovers={"shmfix-canary-old": "deleted", "shmfix-canary-stuck": "terminating", "shmfix-canary-other": "live"})
+    cluster = report.build_cluster({"name": "c", "version_check": _version_check(), "eviction_verify": proof, "remediate": _remediate([])})
+    assert cluster["status"] == "ok"
+    summary = cluster["enforcement"]["summary"]
+    assert summary.endswith("; canary namespaces left by earlier runs: shmfix-canary-old deleted, shmfix-canary-stuck terminating"), summary
+    assert "shmfix-canary-other" not in summary  # another run's, still at work: not a leftover
+
+
 def test_stopped_remediation_lists_untouched_workloads():
     rem = _remediate(
         [_patched("a", rollout="failed")],

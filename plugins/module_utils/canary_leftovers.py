@@ -1,0 +1,139 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) shmfix.k8s developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Canary namespaces that earlier runs left behind: which ones they are, and their deletion.
+
+Every canary namespace carries ``shmfix.io/canary=true`` and, written when it is created, the
+annotation ``shmfix.io/expires-at``: the time by which the run that made it has deleted it or
+died (start and wait timeouts plus a margin). A run that was killed, or whose namespace got
+stuck terminating (a finalizer nobody removes), leaves one behind; the next run deletes it:
+
+- ``delete``: past its expiry (a namespace without the annotation: created more than
+  ``UNANNOTATED_AGE`` seconds ago);
+- ``terminating``: its deletion was requested already; it is waited for and, when it stays,
+  reported with what the namespace controller says holds it;
+- ``live``: another run's canaries, still within their expiry: left alone.
+
+``verdict``, ``holding`` and the time helpers are pure; ``sweep(kube, keep, ...)`` lists, deletes and waits.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import calendar
+import time
+
+from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
+
+LABEL = "shmfix.io/canary"
+EXPIRES = "shmfix.io/expires-at"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# Seconds after which a canary namespace without the expiry annotation counts as left behind.
+UNANNOTATED_AGE = 3600
+# Seconds a run's canary namespace outlives its start and wait timeouts (execs, dd, the deletion).
+EXPIRY_MARGIN = 600
+# The namespace controller's conditions that say what keeps a namespace from going.
+HOLDING_CONDITIONS = (
+    "NamespaceFinalizersRemaining",
+    "NamespaceContentRemaining",
+    "NamespaceDeletionContentFailure",
+    "NamespaceDeletionDiscoveryFailure",
+    "NamespaceDeletionGroupVersionParsingFailure",
+)
+
+
+def timestamp(seconds):
+    """An RFC 3339 UTC time as the API server writes it: 1764648000 -> '2025-12-02T04:00:00Z'."""
+    return time.strftime(TIME_FORMAT, time.gmtime(seconds))
+
+
+def parse_timestamp(text):
+    """Seconds since the epoch of an RFC 3339 UTC time; None when it is not one."""
+    try:
+        return calendar.timegm(time.strptime(str(text), TIME_FORMAT))
+    except ValueError:
+        return None
+
+
+def expiry_annotation(now, start_timeout, wait_timeout):
+    """The annotation a new canary namespace carries: when its run is over, at the latest."""
+    return {EXPIRES: timestamp(now + start_timeout + wait_timeout + EXPIRY_MARGIN)}
+
+
+def verdict(namespace, now):
+    """'terminating', 'delete' or 'live' for a canary namespace (see the module docstring)."""
+    meta = namespace.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return "terminating"
+    expires = parse_timestamp((meta.get("annotations") or {}).get(EXPIRES))
+    if expires is None:
+        created = parse_timestamp(meta.get("creationTimestamp"))
+        expires = (created or now) + UNANNOTATED_AGE
+    return "delete" if now >= expires else "live"
+
+
+def holding(namespace):
+    """What the namespace controller says keeps a terminating namespace (its conditions' messages), or ''."""
+    conditions = (namespace.get("status") or {}).get("conditions") or []
+    found = [c.get("message") or c.get("reason") for c in conditions if c.get("type") in HOLDING_CONDITIONS and c.get("status") == "True"]
+    return "; ".join(m for m in found if m)
+
+
+def stuck_message(name, seconds, namespace):
+    """Why a canary namespace is still there ``seconds`` after its deletion was requested, and what to do."""
+    held = holding(namespace) or "the namespace controller has not finished deleting its content"
+    return (
+        "canary namespace %s is still terminating %ds after its deletion was requested: %s. Remove what holds it "
+        "(kubectl get namespace %s -o yaml shows its conditions); the next run deletes canary namespaces left behind" % (name, seconds, held, name)
+    )
+
+
+def _list(kube):
+    data = kube.get("/api/v1/namespaces", query={"labelSelector": LABEL + "=true"}, verb="list", resource="namespaces")
+    return data.get("items") or []
+
+
+def _delete(kube, name):
+    try:
+        kube.request("DELETE", "/api/v1/namespaces/%s" % name, verb="delete", resource="namespaces", name=name)
+    except ShmfixError as err:
+        if err.status != 404:
+            raise
+
+
+def _wait_gone(kube, names, timeout, clock, sleep, poll):
+    """Wait until none of ``names`` is listed any more; return {name: namespace} of those still there."""
+    deadline = clock() + timeout
+    while True:
+        left = {ns["metadata"]["name"]: ns for ns in _list(kube) if ns["metadata"]["name"] in names}
+        if not left or clock() >= deadline:
+            return left
+        sleep(poll)
+
+
+def sweep(kube, keep, timeout, clock=time.time, sleep=time.sleep, poll=2.0):
+    """Delete the canary namespaces left behind (but ``keep``); return ({name: outcome}, warnings).
+
+    Outcomes: 'deleted', 'live' (another run's, left alone), 'terminating' (still there after ``timeout``).
+    Without ``list`` on namespaces nothing is swept and the warning says which verb is missing.
+    """
+    try:
+        found = [ns for ns in _list(kube) if ns["metadata"]["name"] != keep]
+    except ShmfixError as err:
+        if err.status != 403:
+            raise
+        return {}, ["canary namespaces left by earlier runs were not looked for: %s" % err.msg]
+    now = clock()
+    outcome = {ns["metadata"]["name"]: verdict(ns, now) for ns in found}
+    for name in sorted(n for n, v in outcome.items() if v == "delete"):
+        _delete(kube, name)
+    going = [n for n, v in outcome.items() if v != "live"]
+    left = _wait_gone(kube, going, timeout, clock, sleep, poll) if going else {}
+    warnings = []
+    for name in going:
+        outcome[name] = "terminating" if name in left else "deleted"
+        if name in left:
+            warnings.append("left behind by an earlier run: " + stuck_message(name, timeout, left[name]))
+    return outcome, warnings
