@@ -6,11 +6,15 @@
    for a while (a loopback HTTP front of fleet member 1's real API server): the run finishes the
    others, reports the silent one unreachable with the reason, within client.py's documented bound.
 7. A canary that cannot be scheduled: a clear failure with the scheduler's reason, nothing written, no
-   canary namespace left. (The namespace stuck terminating is not covered.)
+   canary namespace left. A canary namespace stuck terminating (a ConfigMap with a finalizer nobody
+   removes): a clear timeout naming what holds it; the next run deletes what earlier runs left behind
+   (and leaves another run's live canary namespace alone).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 from fault_helpers import (
@@ -37,7 +41,7 @@ from localcluster_helpers import Kubectl
 
 import_collection()
 
-from ansible_collections.shmfix.k8s.plugins.module_utils import client
+from ansible_collections.shmfix.k8s.plugins.module_utils import canary, canary_leftovers, client
 
 # --------------------------------------------------------------------------- 2. the controller dies
 
@@ -165,3 +169,92 @@ def test_unschedulable_canary_times_out_clearly_and_leaves_nothing(kubectl, tmp_
         assert canary_namespaces(kubectl, prefix) == []
     finally:
         delete_namespaces(kubectl, [ns])
+
+
+SIZED_PROBE = {"name": "sized", "node_selector": {"shmfix.io/node-mode": "sized"}, "expect": "sized"}
+HOLD = "shmfix.io/test-hold"
+
+
+def canary_host(namespaces: list[str], prefix: str, **extra) -> dict:
+    return main_host(
+        namespaces,
+        eviction_verify_enabled=True,
+        eviction_verify_image="localhost/shmfix/busybox:local",
+        eviction_verify_image_pull_policy="Never",
+        eviction_verify_namespace_prefix=prefix,
+        **extra,
+    )
+
+
+def left_behind(kubectl: Kubectl, name: str, expires_in: float) -> None:
+    """A canary namespace as a run creates it, expiring ``expires_in`` seconds from now (past: its run died)."""
+    annotations = {canary_leftovers.EXPIRES: canary_leftovers.timestamp(time.time() + expires_in)}
+    kubectl.apply(canary.namespace_manifest(name, annotations=annotations))
+
+
+class FinalizerHold(threading.Thread):
+    """Puts a ConfigMap with a finalizer into the first new canary namespace of ``prefix`` (the run's own)."""
+
+    def __init__(self, kubectl: Kubectl, prefix: str, known: set[str]):
+        super().__init__(daemon=True)
+        self.kubectl, self.prefix, self.known = kubectl, prefix, known
+        self.held: str | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set() and self.held is None:
+            for name in canary_namespaces(self.kubectl, self.prefix):
+                if name not in self.known:
+                    hold = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hold", "finalizers": [HOLD]}}
+                    self.kubectl.apply(hold, namespace=name)
+                    self.held = name
+            time.sleep(0.3)
+
+    def release(self, check: bool = True) -> None:
+        self.done.set()
+        if self.held:
+            patch = ("-n", self.held, "patch", "configmap", "hold", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+            self.kubectl.run(*patch, check=check)
+
+
+def test_canary_namespace_stuck_terminating_times_out_clearly_and_the_next_run_clears_what_was_left(kubectl, tmp_path):
+    sfx = uuid.uuid4().hex[:6]
+    ns, prefix = f"faults-stuck-ws-{sfx}", f"faults-stuck-{sfx}"
+    orphan, live, orphan2 = f"{prefix}-orphan", f"{prefix}-live", f"{prefix}-orphan2"
+    create_namespaces(kubectl, [ns])
+    hold = FinalizerHold(kubectl, prefix, {orphan, live, orphan2})
+    try:
+        create_workloads(kubectl, ns, workload_set(2))
+        left_behind(kubectl, orphan, -60)  # a run killed before its always section
+        left_behind(kubectl, live, 3600)  # another run's canaries, still at work
+        host = canary_host([ns], prefix, eviction_verify_probes=[SIZED_PROBE], eviction_verify_delete_timeout=15)
+        inventory = write_inventory(tmp_path / "main.yml", {"main": host})
+        hold.start()
+        run = PlaybookRun("fix-shm.yml", inventory, playbook_env(tmp_path / "reports-1"), tmp_path / "run-1.log")
+        rc = run.wait(600)
+        assert hold.held, "the run's canary namespace never showed up"
+        assert rc == 2, run.output()[-4000:]
+        (cluster,) = single_report(tmp_path / "reports-1")["clusters"]
+        message = cluster["failure"]["message"]
+        print(f"fault 7b: run 1 {run.elapsed:.0f}s: {message}")
+        assert cluster["status"] == "failed", cluster["failure"]
+        assert f"canary namespace {hold.held} is still terminating 15s after its deletion was requested" in message, message
+        assert f"finalizers remaining: {HOLD} in 1 resource instances" in message, message
+        # The killed run's namespace went first; the live one was left alone.
+        assert sorted(canary_namespaces(kubectl, prefix)) == sorted([hold.held, live])
+        assert kubectl.json("get", "namespace", hold.held)["metadata"].get("deletionTimestamp")
+
+        hold.release()  # what the message asks for
+        left_behind(kubectl, orphan2, -1)
+        run = PlaybookRun("fix-shm.yml", inventory, playbook_env(tmp_path / "reports-2"), tmp_path / "run-2.log")
+        assert run.wait(600) == 0, run.output()[-4000:]
+        (cluster,) = single_report(tmp_path / "reports-2")["clusters"]
+        print(f"fault 7b: run 2 {run.elapsed:.0f}s: {cluster['enforcement']['summary']}")
+        assert cluster["status"] == "ok" and cluster["enforcement"]["proven"], cluster["enforcement"]
+        assert cluster["enforcement"]["leftovers"][orphan2] == "deleted", cluster["enforcement"]
+        assert f"{orphan2} deleted" in cluster["enforcement"]["summary"]
+        # Nothing left behind but the live run's namespace.
+        assert canary_namespaces(kubectl, prefix) == [live]
+    finally:
+        hold.release(check=False)  # never leave a namespace stuck behind the test
+        delete_namespaces(kubectl, [ns, live, orphan, orphan2])
