@@ -28,6 +28,8 @@ import re
 from ansible_collections.shmfix.k8s.plugins.module_utils.pod_status import stuck_container, unschedulable
 from ansible_collections.shmfix.k8s.plugins.module_utils.units import MI, page_round
 
+# The label of every canary namespace and pod.
+LABEL = "shmfix.io/canary"
 CONTAINER = "canary"
 FILL_FILE = "/dev/shm/shmfix-canary-fill"
 RC_MARKER = "shmfix-rc="
@@ -58,11 +60,16 @@ def pod_name(probe_name):
     return ("shm-canary-" + (slug(probe_name) or "probe"))[:63].rstrip("-")
 
 
+def is_canary_namespace(namespace):
+    """True for a namespace labelled LABEL=true (the only ones shmfix fills and deletes)."""
+    return ((namespace.get("metadata") or {}).get("labels") or {}).get(LABEL) == "true"
+
+
 def namespace_manifest(namespace, labels=None, annotations=None):
     """The canary namespace: labelled (and annotated), and enforcing the `restricted` Pod Security level."""
     all_labels = {
         "app.kubernetes.io/managed-by": "shmfix",
-        "shmfix.io/canary": "true",
+        LABEL: "true",
         "pod-security.kubernetes.io/enforce": "restricted",
         "pod-security.kubernetes.io/enforce-version": "latest",
     }
@@ -89,7 +96,7 @@ def pod_manifest(
     tolerations=None,
 ):
     """A canary pod that passes the `restricted` Pod Security level and mounts the sized emptyDir at /dev/shm."""
-    all_labels = {"app.kubernetes.io/managed-by": "shmfix", "app.kubernetes.io/name": "shm-canary", "shmfix.io/canary": "true"}
+    all_labels = {"app.kubernetes.io/managed-by": "shmfix", "app.kubernetes.io/name": "shm-canary", LABEL: "true"}
     if probe:
         all_labels["shmfix.io/probe"] = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(probe))[:63].strip("-_.") or "probe"
     all_labels.update(labels or {})

@@ -15,7 +15,7 @@ stuck terminating (a finalizer nobody removes), leaves one behind; the next run 
   reported with what the namespace controller says holds it;
 - ``live``: another run's canaries, still within their expiry: left alone.
 
-``verdict``, ``holding`` and the time helpers are pure; ``sweep(kube, keep, ...)`` lists, deletes and waits.
+PURE: plain dicts in and out; ``canary_runner.sweep_leftovers`` lists, deletes and waits.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,9 +25,6 @@ __metaclass__ = type
 import calendar
 import time
 
-from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
-
-LABEL = "shmfix.io/canary"
 EXPIRES = "shmfix.io/expires-at"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Seconds after which a canary namespace without the expiry annotation counts as left behind.
@@ -88,52 +85,3 @@ def stuck_message(name, seconds, namespace):
         "canary namespace %s is still terminating %ds after its deletion was requested: %s. Remove what holds it "
         "(kubectl get namespace %s -o yaml shows its conditions); the next run deletes canary namespaces left behind" % (name, seconds, held, name)
     )
-
-
-def _list(kube):
-    data = kube.get("/api/v1/namespaces", query={"labelSelector": LABEL + "=true"}, verb="list", resource="namespaces")
-    return data.get("items") or []
-
-
-def _delete(kube, name):
-    try:
-        kube.request("DELETE", "/api/v1/namespaces/%s" % name, verb="delete", resource="namespaces", name=name)
-    except ShmfixError as err:
-        if err.status != 404:
-            raise
-
-
-def _wait_gone(kube, names, timeout, clock, sleep, poll):
-    """Wait until none of ``names`` is listed any more; return {name: namespace} of those still there."""
-    deadline = clock() + timeout
-    while True:
-        left = {ns["metadata"]["name"]: ns for ns in _list(kube) if ns["metadata"]["name"] in names}
-        if not left or clock() >= deadline:
-            return left
-        sleep(poll)
-
-
-def sweep(kube, keep, timeout, clock=time.time, sleep=time.sleep, poll=2.0):
-    """Delete the canary namespaces left behind (but ``keep``); return ({name: outcome}, warnings).
-
-    Outcomes: 'deleted', 'live' (another run's, left alone), 'terminating' (still there after ``timeout``).
-    Without ``list`` on namespaces nothing is swept and the warning says which verb is missing.
-    """
-    try:
-        found = [ns for ns in _list(kube) if ns["metadata"]["name"] != keep]
-    except ShmfixError as err:
-        if err.status != 403:
-            raise
-        return {}, ["canary namespaces left by earlier runs were not looked for: %s" % err.msg]
-    now = clock()
-    outcome = {ns["metadata"]["name"]: verdict(ns, now) for ns in found}
-    for name in sorted(n for n, v in outcome.items() if v == "delete"):
-        _delete(kube, name)
-    going = [n for n, v in outcome.items() if v != "live"]
-    left = _wait_gone(kube, going, timeout, clock, sleep, poll) if going else {}
-    warnings = []
-    for name in going:
-        outcome[name] = "terminating" if name in left else "deleted"
-        if name in left:
-            warnings.append("left behind by an earlier run: " + stuck_message(name, timeout, left[name]))
-    return outcome, warnings

@@ -48,7 +48,7 @@ class CanaryRunner(object):
                 raise
             existing = None
         if existing:
-            if (existing.get("metadata") or {}).get("labels", {}).get("shmfix.io/canary") != "true":
+            if not c.is_canary_namespace(existing):
                 raise ShmfixError(
                     "namespace %s exists and is not a shmfix canary namespace (label shmfix.io/canary=true); choose another namespace" % self.namespace
                 )
@@ -71,7 +71,7 @@ class CanaryRunner(object):
             if err.status == 404:
                 return False
             raise
-        if (existing.get("metadata") or {}).get("labels", {}).get("shmfix.io/canary") != "true":
+        if not c.is_canary_namespace(existing):
             raise ShmfixError("namespace %s is not a shmfix canary namespace (label shmfix.io/canary=true); refusing to delete it" % self.namespace)
         if not (existing.get("metadata") or {}).get("deletionTimestamp"):
             try:
@@ -337,6 +337,48 @@ def canary_options(params):
     return opts
 
 
+def _canary_namespaces(kube):
+    data = kube.get("/api/v1/namespaces", query={"labelSelector": c.LABEL + "=true"}, verb="list", resource="namespaces")
+    return data.get("items") or []
+
+
+def _wait_gone(kube, names, timeout, clock, sleep, poll):
+    """Wait until none of ``names`` is listed any more; return {name: namespace} of those still there."""
+    deadline = clock() + timeout
+    while True:
+        left = {ns["metadata"]["name"]: ns for ns in _canary_namespaces(kube) if ns["metadata"]["name"] in names}
+        if not left or clock() >= deadline:
+            return left
+        sleep(poll)
+
+
+def sweep_leftovers(kube, keep, timeout, clock=time.time, sleep=time.sleep, poll=2.0):
+    """Delete the canary namespaces earlier runs left behind (but ``keep``); return ({name: outcome}, warnings).
+
+    Outcomes: 'deleted', 'live' (another run's, left alone), 'terminating' (still there after ``timeout``);
+    canary_leftovers.verdict decides. Without ``list`` on namespaces nothing is swept and the warning
+    says which verb is missing.
+    """
+    try:
+        found = [ns for ns in _canary_namespaces(kube) if ns["metadata"]["name"] != keep]
+    except ShmfixError as err:
+        if err.status != 403:
+            raise
+        return {}, ["canary namespaces left by earlier runs were not looked for: %s" % err.msg]
+    now = clock()
+    outcome = {ns["metadata"]["name"]: leftovers.verdict(ns, now) for ns in found}
+    for name in sorted(n for n, v in outcome.items() if v == "delete"):
+        CanaryRunner(kube, name).delete_namespace(wait=False)
+    going = [n for n, v in outcome.items() if v != "live"]
+    left = _wait_gone(kube, going, timeout, clock, sleep, poll) if going else {}
+    warnings = []
+    for name in going:
+        outcome[name] = "terminating" if name in left else "deleted"
+        if name in left:
+            warnings.append("left behind by an earlier run: " + leftovers.stuck_message(name, timeout, left[name]))
+    return outcome, warnings
+
+
 def _check_mode_result(params):
     probes = [dict(name=pr["name"], outcome=c.OUTCOME_NOT_RUN, ok=False, reason="check mode", expected=pr.get("expect")) for pr in params["probes"]]
     return dict(changed=True, ok=False, probes=probes)
@@ -351,12 +393,12 @@ def run_canary(kube, params, check_mode=False):
         if params["state"] == "absent":
             result["changed"] = True if check_mode else runner.delete_namespace(wait=params["wait"], timeout=params["wait_timeout"])
             if params.get("leftovers") and not check_mode:
-                result["leftovers"], result["warnings"] = leftovers.sweep(kube, params["namespace"], params["wait_timeout"], poll=params["wait_sleep"])
+                result["leftovers"], result["warnings"] = sweep_leftovers(kube, params["namespace"], params["wait_timeout"], poll=params["wait_sleep"])
                 result["changed"] = result["changed"] or "deleted" in result["leftovers"].values()
         elif check_mode:
             result.update(_check_mode_result(params))
         else:
-            runner.ensure_namespace(opts["labels"], leftovers.expiry_annotation(time.time(), params["start_timeout"], params["wait_timeout"]))
+            runner.ensure_namespace(opts["labels"], leftovers.expiry_annotation(runner.clock(), params["start_timeout"], params["wait_timeout"]))
             result["changed"] = True
             probes = runner.run(params["probes"], opts)
             result.update(probes=probes, ok=all(pr["ok"] for pr in probes))

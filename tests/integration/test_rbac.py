@@ -33,7 +33,7 @@ from localcluster_helpers import BUSYBOX, REPO_ROOT, STATE
 
 import_collection()
 
-from ansible_collections.shmfix.k8s.plugins.module_utils import canary, canary_leftovers, canary_runner, client, cluster, dfexec, errors, patching, records
+from ansible_collections.shmfix.k8s.plugins.module_utils import canary, canary_runner, client, cluster, dfexec, errors, patching, records
 
 try:  # rollout_status's waiter moved to rollout_waiter.py; older checkouts have it in rollout.py
     from ansible_collections.shmfix.k8s.plugins.module_utils.rollout_waiter import run_rollout_status
@@ -520,7 +520,7 @@ def f_canary_namespace_delete(kube, ctx):
 
 
 def f_canary_leftovers(kube, ctx):
-    swept, warnings = canary_leftovers.sweep(kube, ctx.canary_namespace, timeout=10)
+    swept, warnings = canary_runner.sweep_leftovers(kube, ctx.canary_namespace, timeout=10)
     return Outcome(not warnings, "; ".join(warnings) or "swept %s" % swept)
 
 

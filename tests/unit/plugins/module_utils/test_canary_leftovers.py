@@ -39,7 +39,7 @@ def test_a_new_canary_namespace_expires_after_its_timeouts_and_a_margin():
     ns = canary.namespace_manifest("shmfix-canary-a", annotations=leftovers.expiry_annotation(NOW, 120, 180))
     expires = ns["metadata"]["annotations"][leftovers.EXPIRES]
     assert leftovers.parse_timestamp(expires) == NOW + 120 + 180 + leftovers.EXPIRY_MARGIN
-    assert ns["metadata"]["labels"][leftovers.LABEL] == "true"
+    assert canary.is_canary_namespace(ns)
     assert "annotations" not in canary.namespace_manifest("shmfix-canary-b")["metadata"]
 
 
