@@ -465,52 +465,45 @@ class SilentListener(threading.Thread):
             conn.close()
 
 
-class FlakyProxy:
-    """A loopback HTTP front of a real API server (fleet member ``i``, reached with its admin certificate):
-    the first ``faults`` requests get 500 and 429 (Retry-After: 1) in turn, every later one is forwarded."""
+class ApiFront:
+    """A loopback HTTP front of a real API server (127.0.0.1:``port``, reached with the admin certificate in
+    ``pki``). ``intercept(command, path, body)`` sees every request first: it may answer it itself by
+    returning ``(status, payload, headers)``, or return None to have it forwarded (after whatever it did)."""
 
-    def __init__(self, i: int, faults: int):
-        pki = FLEET_DIR / f"shmfix-fleet-{i}" / "pki"
+    def __init__(self, pki: Path, port: int, intercept=None):
         ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
         ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-        proxy = self
-        self.faults, self.faulted, self.forwarded = faults, 0, 0
+        front = self
+        self.forwarded = 0
         self.lock = threading.Lock()
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):  # quiet
                 pass
 
+            def _answer(self, status: int, data: bytes, headers: dict) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def _any(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with proxy.lock:
-                    fault = proxy.faulted < proxy.faults
-                    if fault:
-                        proxy.faulted += 1
-                        status = 500 if proxy.faulted % 2 else 429
-                    else:
-                        proxy.forwarded += 1
-                if fault:
-                    text = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "injected fault", "code": status}).encode()
-                    self.send_response(status)
-                    if status == 429:
-                        self.send_header("Retry-After", "1")
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(text)))
-                    self.end_headers()
-                    self.wfile.write(text)
-                    return
-                conn = http.client.HTTPSConnection("127.0.0.1", 17100 + i, context=ctx, timeout=60)
+                answer = intercept(self.command, self.path, body) if intercept else None
+                if answer is not None:
+                    status, payload, headers = answer
+                    return self._answer(status, json.dumps(payload).encode(), dict(headers, **{"Content-Type": "application/json"}))
+                with front.lock:
+                    front.forwarded += 1
+                conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept", "user-agent")}
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
-                self.send_response(resp.status)
-                self.send_header("Content-Type", resp.getheader("Content-Type") or "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
                 conn.close()
+                self._answer(resp.status, data, {"Content-Type": resp.getheader("Content-Type") or "application/json"})
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
 
@@ -522,6 +515,24 @@ class FlakyProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class FlakyProxy(ApiFront):
+    """A front of fleet member ``i``: the first ``faults`` requests get 500 and 429 (Retry-After: 1) in turn,
+    every later one is forwarded."""
+
+    def __init__(self, i: int, faults: int):
+        self.faults, self.faulted = faults, 0
+        super().__init__(FLEET_DIR / f"shmfix-fleet-{i}" / "pki", 17100 + i, self._fault)
+
+    def _fault(self, _command, _path, _body):
+        with self.lock:
+            if self.faulted >= self.faults:
+                return None
+            self.faulted += 1
+            status = 500 if self.faulted % 2 else 429
+        payload = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "injected fault", "code": status}
+        return status, payload, {"Retry-After": "1"} if status == 429 else {}
 
 
 def diff_paths(a, b, path: str = "") -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE = REPO_ROOT / ".localcluster"
+API_PORT = 16443  # the main cluster's kube-apiserver (localcluster/lib/common.sh APISERVER_PORT)
 CLUSTER_SH = REPO_ROOT / "localcluster" / "cluster.sh"
 BUSYBOX = "localhost/shmfix/busybox:local"
 SIZED_NODE = "shmfix-sized"

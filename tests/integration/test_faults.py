@@ -26,6 +26,7 @@ import uuid
 from fault_helpers import (
     FLEET_NAMESPACES,
     PER_NAMESPACE,
+    ApiFront,
     PatchedCounter,
     PlaybookRun,
     api_client,
@@ -51,7 +52,7 @@ from fault_helpers import (
 )
 from helpers import CONTEXT, import_collection, playbook_env, single_report
 from kubernetes import client as k8s
-from localcluster_helpers import STATE, Kubectl
+from localcluster_helpers import API_PORT, STATE, Kubectl
 
 import_collection()
 
@@ -119,7 +120,8 @@ def test_apiserver_killed_mid_run_leaves_every_object_whole_and_a_rerun_converge
 class Writer(threading.Thread):
     """Another client (no precondition, as kubectl patch does) changing the same Deployments in a loop:
     an env var of the main container and an annotation in every write, replicas 0 -> 1 on ``scale``.
-    Remembers the last value it wrote successfully per object."""
+    Remembers the last value it wrote successfully per object (its writes are serialized, so the last
+    one recorded is the last one the API server applied)."""
 
     def __init__(self, client, namespace: str, names: list[str], scale: set):
         super().__init__(daemon=True)
@@ -127,32 +129,59 @@ class Writer(threading.Thread):
         self.namespace, self.names, self.scale = namespace, names, scale
         self.stop = threading.Event()
         self.active = threading.Event()
+        self.lock = threading.Lock()
+        self.rev = 0
         self.last: dict = {}
         self.writes = 0
         self.errors: list = []
 
     def run(self) -> None:
-        rev = 0
         while not self.stop.is_set():
             if not self.active.wait(0.2):
                 continue
-            rev += 1
             for name in self.names:
                 if self.stop.is_set() or not self.active.is_set():
                     break
-                body = {
-                    "metadata": {"annotations": {"writer/rev": str(rev)}},
-                    "spec": {"template": {"spec": {"containers": [{"name": "main", "env": [{"name": "WRITER", "value": str(rev)}]}]}}},
-                }
-                if name in self.scale:
-                    body["spec"]["replicas"] = 1
-                try:
-                    self.apps.patch_namespaced_deployment(name, self.namespace, body, _content_type="application/strategic-merge-patch+json")
-                except Exception as exc:  # noqa: BLE001 - counted and shown by the test
-                    self.errors.append(f"{name}: {exc}")
-                    continue
-                self.writes += 1
-                self.last[name] = {"rev": str(rev), "replicas": 1 if name in self.scale else 0}
+                self.write(name)
+
+    def write(self, name: str) -> None:
+        with self.lock:
+            self.rev += 1
+            body = {
+                "metadata": {"annotations": {"writer/rev": str(self.rev)}},
+                "spec": {"template": {"spec": {"containers": [{"name": "main", "env": [{"name": "WRITER", "value": str(self.rev)}]}]}}},
+            }
+            if name in self.scale:
+                body["spec"]["replicas"] = 1
+            try:
+                self.apps.patch_namespaced_deployment(name, self.namespace, body, _content_type="application/strategic-merge-patch+json")
+            except Exception as exc:  # noqa: BLE001 - counted and shown by the test
+                self.errors.append(f"{name}: {exc}")
+                return
+            self.writes += 1
+            self.last[name] = {"rev": str(self.rev), "replicas": 1 if name in self.scale else 0}
+
+
+class WriteBetween:
+    """The front's intercept that makes the race certain: before shm_patch's first guarded write of each of
+    the first ``count`` Deployments reaches the API server, the writer changes that Deployment, so that
+    write meets a newer object than the one planned."""
+
+    def __init__(self, writer: Writer, count: int):
+        self.writer, self.count = writer, count
+        self.names: list[str] = []
+
+    def __call__(self, command: str, path: str, body: bytes) -> None:  # always forwarded
+        prefix = f"/apis/apps/v1/namespaces/{self.writer.namespace}/deployments/"
+        if command != "PATCH" or not path.startswith(prefix) or b'"/metadata/generation"' not in body:
+            return
+        name = path[len(prefix) :].split("?", 1)[0]
+        with self.writer.lock:
+            first = name not in self.names and len(self.names) < self.count
+            if first:
+                self.names.append(name)
+        if first:
+            self.writer.write(name)
 
 
 def with_writes(obj: dict, last: dict | None) -> dict:
@@ -180,9 +209,16 @@ def test_concurrent_writer_loses_no_update_and_the_fix_lands(kubectl, tmp_path):
         before = snapshot(kubectl, [ns])
         names = sorted(name for _ns, name in before)
         scale = {n for n in names if n.endswith("-plain")}
-        inventory = write_inventory(tmp_path / "main.yml", {"main": main_host([ns], remediate_batch_size=8)})
         waves = -(-to_fix(manifests) // 8)
         writer = Writer(api_client(STATE / "kubeconfig", CONTEXT), ns, names, scale)
+        # shm_patch reaches the cluster through a loopback front that writes between its read and its write
+        # (one Deployment per wave); the writer's own loop races it the rest of the time.
+        between = WriteBetween(writer, waves)
+        front = ApiFront(STATE / "pki", API_PORT, between)
+        host = dict(main_host([ns], remediate_batch_size=8), shmfix_host=f"http://127.0.0.1:{front.port}", shmfix_api_key="unused")
+        for key in ("shmfix_kubeconfig", "shmfix_context"):
+            host.pop(key)
+        inventory = write_inventory(tmp_path / "main.yml", {"main": host})
         run = PlaybookRun("fix-shm.yml", inventory, playbook_env(tmp_path / "reports"), tmp_path / "run.log", "-v")
         writer.start()
         try:
@@ -199,9 +235,11 @@ def test_concurrent_writer_loses_no_update_and_the_fix_lands(kubectl, tmp_path):
         finally:
             writer.stop.set()
             run.stop()
+            front.close()
         output = run.output()
         assert rc == 0, output[-4000:]
         assert writer.writes >= len(names), (writer.writes, writer.errors[:5])
+        assert len(between.names) == waves, between.names
         report = single_report(tmp_path / "reports")
         (cluster,) = report["clusters"]
         assert cluster["status"] == "ok", cluster["failure"]
@@ -217,12 +255,13 @@ def test_concurrent_writer_loses_no_update_and_the_fix_lands(kubectl, tmp_path):
             states[state_of(expected, new)] += 1
         conflicts = conflicts_retried(output)
         print(
-            f"fault 3: writer made {writer.writes} writes ({len(writer.errors)} refused) during the waves; lost updates {len(lost)}; conflicts retried {conflicts}"
+            f"fault 3: writer made {writer.writes} writes ({len(writer.errors)} refused, {len(between.names)} between a read and a write) during the waves; lost updates {len(lost)}; conflicts retried {conflicts}"
         )
         assert lost == [], lost[:3]
         assert states == {"patched": to_fix(manifests), "untouched": len(manifests) - to_fix(manifests)}, states
-        # The writer changed the pod templates while shm_patch wrote them: some writes met a newer object.
-        assert conflicts >= 1, "no conflict was retried although the writer changed the templates during the writes"
+        # The writer changed the pod templates while shm_patch wrote them: at least the writes it was put
+        # in front of met a newer object, and were re-read and re-planned.
+        assert conflicts >= len(between.names), f"{conflicts} conflicts retried, although the writer wrote first to {between.names}"
         # ... and the report says so, per workload and in total
         assert report["totals"]["conflicts_retried"] == conflicts == sum(w["conflict_retries"] for w in cluster["changed"]), report["totals"]
     finally:

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import CONTEXT, VENV_BIN, collections_path, import_collection
-from localcluster_helpers import BUSYBOX, REPO_ROOT, STATE
+from localcluster_helpers import API_PORT, BUSYBOX, REPO_ROOT, STATE
 
 import_collection()
 
@@ -41,7 +41,7 @@ except ImportError:  # pragma: no cover
     from ansible_collections.shmfix.k8s.plugins.module_utils.rollout import run_rollout_status
 
 RBAC = REPO_ROOT / "rbac"
-API_SERVER = "https://127.0.0.1:16443"
+API_SERVER = f"https://127.0.0.1:{API_PORT}"
 CA_CERT = STATE / "pki" / "ca.crt"
 SA_NAMESPACE = "shmfix-system"
 ROLE_FILES = {"audit": RBAC / "audit.yaml", "remediate": RBAC / "remediate.yaml", "verify": RBAC / "verify.yaml"}
