@@ -30,7 +30,7 @@ from ansible_collections.shmfix.k8s.plugins.module_utils.options import at_least
 from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import CHANGED_ACTIONS
 from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import ANNOTATION_ORIGINAL, ANNOTATION_SIZE_LIMIT, ANNOTATION_SKIP, is_skipped
 from ansible_collections.shmfix.k8s.plugins.module_utils.quantity import parse_bytes
-from ansible_collections.shmfix.k8s.plugins.module_utils.records import assess_object, nodes_warning, pod_template
+from ansible_collections.shmfix.k8s.plugins.module_utils.records import assess_object, brief_record, nodes_warning, pod_template
 from ansible_collections.shmfix.k8s.plugins.module_utils.selection import resolve_kinds, select_workloads
 from ansible_collections.shmfix.k8s.plugins.module_utils.size_policy import desired_size
 
@@ -380,6 +380,14 @@ def patch_request(params):
     }
 
 
+def shown_records(records, unchanged="full"):
+    """The records the result carries: those of unchanged workloads in full, brief (records.brief_record) or
+    not at all ("none"; the summary still counts them). Every other record is always in full."""
+    if unchanged == "full":
+        return records
+    return [r if r["action"] != "unchanged" else brief_record(r) for r in records if unchanged == "brief" or r["action"] != "unchanged"]
+
+
 def _failure_message(records):
     failed = [r for r in records if r["action"] == "failed"]
     names = ", ".join("%s %s/%s: %s" % (r["kind"], r["namespace"], r["name"], r.get("error")) for r in failed)
@@ -412,7 +420,7 @@ def run_patch(kube, params, check_mode=False, want_diff=False):
     records = [record for record, _diff in outcomes] + resized
     result = {
         "changed": any(r["action"] in CHANGED_ACTIONS for r in records),
-        "results": records,
+        "results": shown_records(records, params.get("unchanged_results") or "full"),
         "summary": summarize_patch(records),
         "api_calls": kube.calls - start,
         "api_retries": kube.retried,

@@ -92,6 +92,17 @@ def base_record(spec, obj):
     }
 
 
+# What a brief record keeps (shm_patch unchanged_results=brief): which workload, what was decided and why,
+# its size before and after, and the findings that need a look (warnings and errors).
+BRIEF_FIELDS = ("kind", "api_version", "namespace", "name", "state", "action", "reason", "before", "after")
+
+
+def brief_record(record):
+    out = {key: record.get(key) for key in BRIEF_FIELDS}
+    out["findings"] = [f for f in record.get("findings") or [] if f.get("severity") in ("error", "warning")]
+    return out
+
+
 def _immutable(record, spec):
     """A Job's or a bare Pod's record: state immutable, and where to fix it instead."""
     record["shm_state"] = record["state"]

@@ -127,6 +127,18 @@ options:
       - Each write keeps its C(resourceVersion) precondition and its re-read and re-plan on a conflict.
     type: int
     default: 8
+  unchanged_results:
+    description:
+      - How the records of workloads left unchanged appear in RV(results). V(full) (the default) gives every field, as
+        for the others. V(brief) keeps C(kind), C(api_version), C(namespace), C(name), C(state), C(action),
+        C(reason), C(before), C(after) and only the findings of severity warning or error. V(none) leaves them out.
+      - RV(summary) counts them in every case; the records of every other outcome are always in full.
+      - On thousands of workloads mostly already fixed, V(brief) or V(none) keeps the result small. A rerun then costs
+        little more than its list calls, and AWX stores a small job event. For example, a full record takes about
+        1 KB, so a no-op rerun over 1,000 workloads returns about 1 MB.
+    type: str
+    choices: [full, brief, none]
+    default: full
 attributes:
   check_mode:
     support: full
@@ -191,6 +203,7 @@ results:
     - With O(strategy=inplace), C(strategy) (inplace or rollout) and C(strategy_reason) on every record that needed a change, and
       on a record resized in place (action C(resized) / C(would_resize)) C(resized_pods) (pod, uid, node, volume, from, to,
       C(actuated_s) - the seconds from the resize request until the kubelet reported it done - and C(restart_count)) and C(pods).
+    - O(unchanged_results) makes the records of unchanged workloads brief, or leaves them out.
     - In diff mode a changed record also carries its own C(diff) and C(changed=true), so that Ansible shows every
       workload's diff also when the task runs in a loop (as the remediate role's waves do).
   returned: success
@@ -254,6 +267,7 @@ argument_spec.update(
     force=dict(type="bool", default=False),
     strategy=dict(type="str", choices=["rollout", "inplace"], default="rollout"),
     resize_timeout=dict(type="int", default=60),
+    unchanged_results=dict(type="str", choices=["full", "brief", "none"], default="full"),
 )
 
 

@@ -176,6 +176,13 @@ def test_api_calls_for_n_deployments(kube, kubectl, namespace, n):
     second = patching.run_patch(kube, params(namespace))
     assert second["changed"] is False
     assert kube.calls - calls == 2
+    assert second["summary"]["unchanged"] == n and len(second["results"]) == n
+    # the same no-op rerun with brief records, then none: same calls, same summary, a smaller result
+    brief = patching.run_patch(kube, dict(params(namespace), unchanged_results="brief"))
+    none = patching.run_patch(kube, dict(params(namespace), unchanged_results="none"))
+    assert brief["summary"] == none["summary"] == second["summary"] and brief["api_calls"] == none["api_calls"] == 2
+    assert [r["name"] for r in brief["results"]] == [r["name"] for r in second["results"]] and none["results"] == []
+    assert len(json.dumps(brief["results"])) < len(json.dumps(second["results"])) / 2
     print(f"shm_patch over {n} Deployments: {first['api_calls']} API calls, {elapsed:.2f}s; rerun: {kube.calls - calls} calls")
 
 

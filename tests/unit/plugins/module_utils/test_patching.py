@@ -8,6 +8,7 @@ from ansible_collections.shmfix.k8s.plugins.module_utils import kinds, patching,
 from ansible_collections.shmfix.k8s.plugins.module_utils import plan as planner
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ConflictError, ShmfixError
 from ansible_collections.shmfix.k8s.plugins.module_utils.options import size_options
+from ansible_collections.shmfix.k8s.plugins.module_utils.records import BRIEF_FIELDS
 
 NO_NODES = {"allocatable": {}, "capacity": {}, "labels": {}, "mode": {}, "error": None}
 
@@ -142,3 +143,31 @@ def test_a_failed_guard_is_a_concurrent_edit_only_when_the_object_changed():
     moved["metadata"]["resourceVersion"] = "42"
     assert patching.concurrent_edit(guard, obj, moved)
     assert patching.concurrent_edit(ConflictError("conflict", status=409), obj, _deployment())
+
+
+def _written_records():
+    """Records of three workloads after a run: one patched, one already fixed (unchanged), one skipped."""
+    spec = kinds.builtin("Deployment")
+    request = _request(size_limit="1Gi")
+    patched, step = patching.plan_object(spec, _deployment(), NO_NODES, request)
+    patched["action"] = step.done  # as the write sets it
+    fixed = _deployment()
+    fixed["spec"]["template"]["spec"] = step.new_spec
+    unchanged, _none = patching.plan_object(spec, fixed, NO_NODES, request)
+    skipped, _none = patching.plan_object(spec, _deployment({podspec.ANNOTATION_SKIP: "true"}), NO_NODES, request)
+    return [patched, unchanged, skipped]
+
+
+def test_unchanged_records_full_brief_or_none():
+    records = _written_records()
+    assert [r["action"] for r in records] == ["patched", "unchanged", "skipped"]
+    assert patching.shown_records(records, "full") is records
+    brief = patching.shown_records(records, "brief")
+    assert brief[0] is records[0] and brief[2] is records[2]  # every other outcome in full
+    assert set(brief[1]) == set(BRIEF_FIELDS) | {"findings"}
+    assert (brief[1]["name"], brief[1]["state"], brief[1]["after"]) == ("web", "sized", records[1]["after"])
+    assert [f["severity"] for f in brief[1]["findings"]] == [f["severity"] for f in records[1]["findings"] if f["severity"] != "info"]
+    assert len(repr(brief[1])) < len(repr(records[1])) / 2
+    assert patching.shown_records(records, "none") == [records[0], records[2]]
+    # the summary counts every record, whichever are shown
+    assert patching.summarize_patch(records)["unchanged"] == 1
