@@ -28,7 +28,8 @@ TITLES = {
 SENDS = {
     "shm_patch": "1 list of Deployments + 1 list of nodes, then per Deployment to fix one JSON patch (`application/json-patch+json`) "
     "with the precondition `test /metadata/generation` (and `test` guards on the list entries and the annotation it writes), "
-    "adding the volume, the mounts and the `shmfix.io/original` annotation; field manager `shmfix`; `parallelism` writes in flight",
+    "adding the volume, the mounts and the `shmfix.io/original` annotation; field manager `shmfix`; `parallelism` writes in flight; "
+    "`unchanged_results: none` (no record per workload left unchanged, as the scripts print none)",
     "script_seq": "1 list, then per Deployment to fix one strategic-merge patch (volume + mounts) with `patch_namespaced_deployment`, "
     "one after the other; no precondition",
     "script_conc": "the same list and strategic-merge patches from a ThreadPoolExecutor (one shared ApiClient); no precondition",
