@@ -10,6 +10,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.shmfix.k8s.plugins.module_utils.canary_leftovers import parse_timestamp  # the API server's timestamps
+
 # Container waiting reasons that will not resolve by waiting.
 STUCK_REASONS = (
     "CrashLoopBackOff",
@@ -38,6 +40,22 @@ def stuck_container(pod):
         waiting = (cs.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in STUCK_REASONS:
             return cs.get("name"), waiting.get("reason"), waiting.get("message", "")
+    return None
+
+
+# A container that exited non-zero this many seconds or less before a look is crash-looping, also while it
+# runs again for a moment between two restarts (its state is then "running", not CrashLoopBackOff).
+RECENT_CRASH_S = 600
+
+
+def recent_crash(pod, now):
+    """(container, restarts, exit code, seconds ago) of the first container that exited non-zero and was
+    restarted within RECENT_CRASH_S before ``now`` (epoch seconds), or None."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        last = (cs.get("lastState") or {}).get("terminated") or {}
+        finished = parse_timestamp(last.get("finishedAt"))
+        if cs.get("restartCount") and last.get("exitCode") and finished is not None and now - finished <= RECENT_CRASH_S:
+            return cs.get("name"), cs["restartCount"], last["exitCode"], max(0, int(now - finished))
     return None
 
 

@@ -22,7 +22,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.shmfix.k8s.plugins.module_utils import kinds, outcomes
-from ansible_collections.shmfix.k8s.plugins.module_utils.pod_status import pod_problem
+from ansible_collections.shmfix.k8s.plugins.module_utils.pod_status import pod_problem, recent_crash
 
 COMPLETE = outcomes.ROLLOUT_COMPLETE
 PROGRESSING = outcomes.ROLLOUT_PROGRESSING
@@ -174,16 +174,24 @@ def desired_and_available(kind, obj):
     return _int(spec.get("replicas"), 1), _int(available)
 
 
-def health_problems(kind, obj, pods):
-    """What is wrong with a workload now (pure): fewer available replicas than desired, stuck pods ([] when healthy)."""
+def health_problems(kind, obj, pods, now=None):
+    """What is wrong with a workload now (pure): fewer available replicas than desired, stuck pods, and (with
+    ``now``, epoch seconds) pods with a container that crashed and restarted recently ([] when healthy)."""
     problems = []
     if rolled_out(kind):
         desired, available = desired_and_available(kind, obj)
         if available < desired:
             problems.append("%d of %d replicas available" % (available, desired))
     live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-    problems.extend(p for p in (pod_problem(pod) for pod in live) if p)
+    problems.extend(p for p in (pod_health_problem(pod, now) for pod in live) if p)
     return problems
+
+
+def pod_health_problem(pod, now=None):
+    """pod_status.pod_problem, or (with ``now``, epoch seconds) a container that crashed and restarted recently, or None."""
+    problem = pod_problem(pod)
+    crash = recent_crash(pod, now) if now is not None and problem is None else None
+    return problem or (crash and "pod %s container %s restarted %d times, last exit code %d %ds ago" % ((pod["metadata"]["name"],) + crash))
 
 
 def restart_counts(pods):

@@ -21,7 +21,6 @@ from ansible_collections.shmfix.k8s.plugins.module_utils import rollout as r
 from ansible_collections.shmfix.k8s.plugins.module_utils.client import kind_path, resource_path
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
 from ansible_collections.shmfix.k8s.plugins.module_utils.options import at_least_one
-from ansible_collections.shmfix.k8s.plugins.module_utils.pod_status import pod_problem
 
 
 class RolloutWaiter(object):
@@ -60,7 +59,7 @@ class RolloutWaiter(object):
     def _problems(self, kind, obj):
         """(names of the current pods, what is wrong with them: at most 3)."""
         pods, names = self.pods_of(kind, obj)
-        problems = [p for p in (pod_problem(pod) for pod in pods if pod["metadata"]["name"] in names) if p]
+        problems = [p for p in (r.pod_health_problem(pod, self.clock()) for pod in pods if pod["metadata"]["name"] in names) if p]
         return names, problems[:3]
 
     def _elapsed(self):
@@ -86,7 +85,9 @@ class RolloutWaiter(object):
     def _progressing(self, result, kind, obj, message):
         result["message"] = message
         if (result["kind"], result["namespace"], result["name"]) in self._soaking:
-            result.update(status=r.FAILED, message="the rollout was complete, then %s" % message, elapsed_seconds=self._elapsed())
+            names, problems = self._problems(kind, obj)
+            why = "; ".join([message] + problems)
+            result.update(status=r.FAILED, message="the rollout was complete, then %s" % why, pods=names, elapsed_seconds=self._elapsed())
             return True
         if self.fail_fast and self.clock() - self.started >= self.fail_fast_after and r.rolled_out(kind):
             names, problems = self._problems(kind, obj)
@@ -156,7 +157,7 @@ class RolloutWaiter(object):
                 continue
             res["status"], res["message"] = r.rollout_state(w["kind"], obj)
             pods, res["pods"] = self.pods_of(w["kind"], obj) if r.rolled_out(w["kind"]) else ([], [])
-            res["problems"] = r.health_problems(w["kind"], obj, pods)
+            res["problems"] = r.health_problems(w["kind"], obj, pods, now=self.clock())
             res["healthy"] = not res["problems"]
             results.append(res)
         return results

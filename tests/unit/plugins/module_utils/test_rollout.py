@@ -3,6 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Unit tests of the rollout rules (kubectl rollout status) and of finding the new pods."""
 
+import time
+
 import pytest
 from ansible_collections.shmfix.k8s.plugins.module_utils import rollout
 
@@ -174,3 +176,19 @@ def test_a_crash_looping_pod_does_not_survive_the_soak():
     assert rollout.soak_problem([_pod("new", restarts=1)], baseline) == "pod new restarted (0 -> 1 restarts) after the rollout was complete"
     assert rollout.soak_problem([_pod("new", ready=False, waiting="CrashLoopBackOff")], baseline) == "pod new container c: CrashLoopBackOff "
     assert rollout.soak_problem([_pod("new", ready=False)], baseline) == "pod new is no longer Ready"
+
+
+def test_a_pod_running_again_between_two_crashes_is_broken():
+    # the crash-loop trial's new pod caught between two restarts: running and Ready for a moment, no
+    # CrashLoopBackOff, but its container exited 1 a few seconds ago (seen in CI: it was patched)
+    now = 1_800_000_000
+    pod = _pod("new", restarts=2)
+    last = {"exitCode": 1, "reason": "Error", "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 5))}
+    pod["status"]["containerStatuses"][0]["lastState"] = {"terminated": last}
+    obj = {"spec": {"replicas": 1}, "status": {"availableReplicas": 1}}
+    assert rollout.health_problems("Deployment", obj, [pod], now=now) == ["pod new container c restarted 2 times, last exit code 1 5s ago"]
+    assert rollout.health_problems("Deployment", obj, [pod]) == []  # without a clock: only what the status says now
+    # a crash long ago, or a clean exit, is no sign of a broken workload now
+    assert rollout.health_problems("Deployment", obj, [pod], now=now + 3600) == []
+    last["exitCode"] = 0
+    assert rollout.health_problems("Deployment", obj, [pod], now=now) == []
