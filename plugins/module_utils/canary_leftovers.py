@@ -22,11 +22,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import calendar
-import time
+from ansible_collections.shmfix.k8s.plugins.module_utils.kube_time import parse_timestamp, timestamp
 
 EXPIRES = "shmfix.io/expires-at"
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Seconds after which a canary namespace without the expiry annotation counts as left behind.
 UNANNOTATED_AGE = 3600
 # Seconds a run's canary namespace outlives its start and wait timeouts (execs, dd, the deletion).
@@ -39,19 +37,6 @@ HOLDING_CONDITIONS = (
     "NamespaceDeletionDiscoveryFailure",
     "NamespaceDeletionGroupVersionParsingFailure",
 )
-
-
-def timestamp(seconds):
-    """An RFC 3339 UTC time as the API server writes it: 1764648000 -> '2025-12-02T04:00:00Z'."""
-    return time.strftime(TIME_FORMAT, time.gmtime(seconds))
-
-
-def parse_timestamp(text):
-    """Seconds since the epoch of an RFC 3339 UTC time; None when it is not one."""
-    try:
-        return calendar.timegm(time.strptime(str(text), TIME_FORMAT))
-    except ValueError:
-        return None
 
 
 def expiry_annotation(now, start_timeout, wait_timeout):

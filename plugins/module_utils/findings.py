@@ -25,6 +25,15 @@ from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import (
 )
 from ansible_collections.shmfix.k8s.plugins.module_utils.units import format_bytes, human
 
+# The severities of the findings that need a look: a workload with none of them is fine.
+NEEDS_A_LOOK = ("error", "warning")
+
+
+def needing_a_look(found):
+    """The findings of a record that need a look (errors and warnings), in their order."""
+    return [f for f in found or [] if f.get("severity") in NEEDS_A_LOOK]
+
+
 _MANAGER_ADVICE = {
     "helm": "the next `helm upgrade` reverts a live patch; put the volume in the chart values (shm_patch returns the snippet to paste)",
     "argocd": "Argo CD shows a live patch as OutOfSync and self-heal reverts it; put the volume in the Git source (shm_patch returns the snippet to paste)",

@@ -10,7 +10,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.shmfix.k8s.plugins.module_utils.canary_leftovers import parse_timestamp  # the API server's timestamps
+from ansible_collections.shmfix.k8s.plugins.module_utils.kube_time import parse_timestamp
 
 # Container waiting reasons that will not resolve by waiting.
 STUCK_REASONS = (

@@ -14,6 +14,7 @@ __metaclass__ = type
 from ansible_collections.shmfix.k8s.plugins.module_utils.assessment import assess
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
 from ansible_collections.shmfix.k8s.plugins.module_utils.evidence_reads import add_evidence
+from ansible_collections.shmfix.k8s.plugins.module_utils.findings import needing_a_look
 from ansible_collections.shmfix.k8s.plugins.module_utils.nodes import node_context, read_nodes
 from ansible_collections.shmfix.k8s.plugins.module_utils.options import evidence_options
 from ansible_collections.shmfix.k8s.plugins.module_utils.podspec import volume_index, volume_medium
@@ -99,7 +100,7 @@ BRIEF_FIELDS = ("kind", "api_version", "namespace", "name", "state", "action", "
 
 def brief_record(record):
     out = {key: record.get(key) for key in BRIEF_FIELDS}
-    out["findings"] = [f for f in record.get("findings") or [] if f.get("severity") in ("error", "warning")]
+    out["findings"] = needing_a_look(record.get("findings"))
     return out
 
 

@@ -59,7 +59,8 @@ class RolloutWaiter(object):
     def _problems(self, kind, obj):
         """(names of the current pods, what is wrong with them: at most 3)."""
         pods, names = self.pods_of(kind, obj)
-        problems = [p for p in (r.pod_health_problem(pod, self.clock()) for pod in pods if pod["metadata"]["name"] in names) if p]
+        now = self.clock()
+        problems = [p for p in (r.pod_health_problem(pod, now) for pod in pods if pod["metadata"]["name"] in names) if p]
         return names, problems[:3]
 
     def _elapsed(self):

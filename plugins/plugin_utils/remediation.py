@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.shmfix.k8s.plugins.module_utils.findings import needing_a_look
 from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import (
     FAILED,
     PATCHED,
@@ -276,7 +277,7 @@ def audit_records(workloads, df_loop=None, nodes=None, verify=False):
     out = []
     for item in workloads or []:
         record = dict(item, action="audited")
-        record["reason"] = "; ".join(f.get("message", "") for f in item.get("findings") or [] if f.get("severity") in ("error", "warning"))
+        record["reason"] = "; ".join(f.get("message", "") for f in needing_a_look(item.get("findings")))
         entries = [_audit_entry(e, item, node_info) for e in measured.get(workload_key(item), [])]
         record["measured"] = entries
         memory_backed = item.get("state") in MEMORY_STATES

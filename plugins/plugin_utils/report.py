@@ -26,6 +26,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.shmfix.k8s.plugins.module_utils.findings import needing_a_look
 from ansible_collections.shmfix.k8s.plugins.module_utils.inplace import strategy_note
 from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import CHANGED_ACTIONS, FAILED, ROLLOUT_BAD_ENDS, SKIPPED_ACTIONS
 from ansible_collections.shmfix.k8s.plugins.plugin_utils.remediation import workload_ref
@@ -129,7 +130,7 @@ def _workload_entry(item):
     measured = [_df_entry(df) for df in item.get("measured") or []]
     measured_before = [_df_entry(df) for df in item.get("measured_before") or []]
     rollout = item.get("rollout") or {}
-    concerns = [f.get("message", "") for f in item.get("findings") or [] if f.get("severity") in ("error", "warning")]
+    concerns = [f.get("message", "") for f in needing_a_look(item.get("findings"))]
     return {
         "kind": item.get("kind"),
         "namespace": item.get("namespace"),

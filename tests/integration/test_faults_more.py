@@ -41,7 +41,7 @@ from localcluster_helpers import Kubectl
 
 import_collection()
 
-from ansible_collections.shmfix.k8s.plugins.module_utils import canary, canary_leftovers, client
+from ansible_collections.shmfix.k8s.plugins.module_utils import canary, canary_leftovers, client, kube_time
 
 # --------------------------------------------------------------------------- 2. the controller dies
 
@@ -188,7 +188,7 @@ def canary_host(namespaces: list[str], prefix: str, **extra) -> dict:
 
 def left_behind(kubectl: Kubectl, name: str, expires_in: float) -> None:
     """A canary namespace as a run creates it, expiring ``expires_in`` seconds from now (past: its run died)."""
-    annotations = {canary_leftovers.EXPIRES: canary_leftovers.timestamp(time.time() + expires_in)}
+    annotations = {canary_leftovers.EXPIRES: kube_time.timestamp(time.time() + expires_in)}
     kubectl.apply(canary.namespace_manifest(name, annotations=annotations))
 
 

@@ -10,11 +10,11 @@ import copy
 import json
 import os
 
-from ansible_collections.shmfix.k8s.plugins.module_utils import canary
+from ansible_collections.shmfix.k8s.plugins.module_utils import canary, kube_time
 from ansible_collections.shmfix.k8s.plugins.module_utils import canary_leftovers as leftovers
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "namespaces", "canary-terminating.json")
-NOW = leftovers.parse_timestamp("2026-12-02T05:00:00Z")
+NOW = kube_time.parse_timestamp("2026-12-02T05:00:00Z")
 
 
 def terminating():
@@ -29,16 +29,16 @@ def created(name, annotations=None, created_at="2026-12-02T04:59:00Z"):
 
 
 def test_timestamps_round_trip_in_the_api_servers_format():
-    assert leftovers.timestamp(NOW) == "2026-12-02T05:00:00Z"
-    assert leftovers.parse_timestamp(leftovers.timestamp(NOW + 61)) == NOW + 61
-    assert leftovers.parse_timestamp("soon") is None
-    assert leftovers.parse_timestamp(None) is None
+    assert kube_time.timestamp(NOW) == "2026-12-02T05:00:00Z"
+    assert kube_time.parse_timestamp(kube_time.timestamp(NOW + 61)) == NOW + 61
+    assert kube_time.parse_timestamp("soon") is None
+    assert kube_time.parse_timestamp(None) is None
 
 
 def test_a_new_canary_namespace_expires_after_its_timeouts_and_a_margin():
     ns = canary.namespace_manifest("shmfix-canary-a", annotations=leftovers.expiry_annotation(NOW, 120, 180))
     expires = ns["metadata"]["annotations"][leftovers.EXPIRES]
-    assert leftovers.parse_timestamp(expires) == NOW + 120 + 180 + leftovers.EXPIRY_MARGIN
+    assert kube_time.parse_timestamp(expires) == NOW + 120 + 180 + leftovers.EXPIRY_MARGIN
     assert canary.is_canary_namespace(ns)
     assert "annotations" not in canary.namespace_manifest("shmfix-canary-b")["metadata"]
 

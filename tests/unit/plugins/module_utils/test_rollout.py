@@ -3,10 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Unit tests of the rollout rules (kubectl rollout status) and of finding the new pods."""
 
-import time
-
 import pytest
-from ansible_collections.shmfix.k8s.plugins.module_utils import rollout
+from ansible_collections.shmfix.k8s.plugins.module_utils import kube_time, rollout
 
 
 def deployment(generation=2, observed=2, replicas=2, updated=2, total=2, available=2, paused=False, conditions=None):
@@ -183,7 +181,7 @@ def test_a_pod_running_again_between_two_crashes_is_broken():
     # CrashLoopBackOff, but its container exited 1 a few seconds ago (seen in CI: it was patched)
     now = 1_800_000_000
     pod = _pod("new", restarts=2)
-    last = {"exitCode": 1, "reason": "Error", "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 5))}
+    last = {"exitCode": 1, "reason": "Error", "finishedAt": kube_time.timestamp(now - 5)}
     pod["status"]["containerStatuses"][0]["lastState"] = {"terminated": last}
     obj = {"spec": {"replicas": 1}, "status": {"availableReplicas": 1}}
     assert rollout.health_problems("Deployment", obj, [pod], now=now) == ["pod new container c restarted 2 times, last exit code 1 5s ago"]
