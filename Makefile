@@ -72,7 +72,7 @@ unit: deps ## unit tests of the pure logic
 	$(PY) -m pytest -q tests/unit
 
 integration: cluster-up ## integration tests on the real embedded cluster
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q -rP tests/integration
 
 molecule: cluster-up ## molecule scenarios default, eviction, version_check, rollback on the embedded cluster, inplace on the current one
 	$(VENV)/bin/molecule test --all

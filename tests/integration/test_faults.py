@@ -163,7 +163,7 @@ class Writer(threading.Thread):
 
 
 class WriteBetween:
-    """The front's intercept that makes the race certain: before shm_patch's first guarded write of each of
+    """The front's intercept that makes the race certain: before shm_patch's first guarded (real) write of each of
     the first ``count`` Deployments reaches the API server, the writer changes that Deployment, so that
     write meets a newer object than the one planned."""
 
@@ -173,7 +173,9 @@ class WriteBetween:
 
     def __call__(self, command: str, path: str, body: bytes) -> None:  # always forwarded
         prefix = f"/apis/apps/v1/namespaces/{self.writer.namespace}/deployments/"
-        if command != "PATCH" or not path.startswith(prefix) or b'"/metadata/generation"' not in body:
+        # Not the plan's server-side dry run (dryRun=All): it re-plans on its own, and the wave's write
+        # that follows reads the object afresh.
+        if command != "PATCH" or not path.startswith(prefix) or "dryRun=" in path or b'"/metadata/generation"' not in body:
             return
         name = path[len(prefix) :].split("?", 1)[0]
         with self.writer.lock:
