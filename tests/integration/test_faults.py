@@ -224,12 +224,14 @@ def test_concurrent_writer_loses_no_update_and_the_fix_lands(kubectl, tmp_path):
         run = PlaybookRun("fix-shm.yml", inventory, playbook_env(tmp_path / "reports"), tmp_path / "run.log", "-v")
         writer.start()
         try:
-            # The writer writes while each wave's changes are written, and pauses while its rollouts are awaited
-            # (a template changed every second never finishes rolling out).
+            # The writer writes from the look at each wave's workloads until the wave's changes are written,
+            # and pauses while its rollouts are awaited (a template changed every second never finishes
+            # rolling out). The cluster play's strategy is free: a task's banner is printed with its first
+            # result, once the task is done.
             for wave in range(1, waves + 1):
-                run.wait_output("Write the wave's changes", wave, timeout=300)
+                run.wait_output("Keep the workloads to change", wave, timeout=300)
                 writer.active.set()
-                run.wait_output("Wait for the wave's rollouts", wave, timeout=300)
+                run.wait_output("Write the wave's changes", wave, timeout=300)
                 writer.active.clear()
             writer.stop.set()
             writer.join(30)
