@@ -41,6 +41,7 @@ from countproxy import CountingProxy
 WRITERS = ("shm_patch", "script_seq", "script_conc", "kubectl_loop", "kcore_loop")
 QUICK_CONTENDERS = ("shm_patch", "script_conc", "kubectl_loop")
 PHASES = ("real", "noop", "count", "audit", "df", "fleet")
+N_PHASES = ("real", "noop", "count", "audit")  # the phases measured at each --n
 PLAYBOOKS = {"shm_patch": "b_shm_patch.yml", "kcore_loop": "a_kcore_loop.yml", "noop": "noop.yml", "shm_info": "c_shm_info.yml", "df_module": "d_shm_df.yml"}
 FLEET_NAMESPACE = "shmfix-bench-fleet"
 DF_NAMESPACE = "shmfix-bench-df"
@@ -694,7 +695,7 @@ class Bench:
 
     def run(self):
         a = self.args
-        if any(p in a.phases for p in ("real", "noop", "count", "audit")):
+        if set(a.phases) & set(N_PHASES):
             if "count" in a.phases:
                 self.proxy = CountingProxy(a.kubeconfig, a.context).start()
                 self.proxy_kubeconfig = self.proxy.write_kubeconfig(os.path.join(self.work, "proxy-kubeconfig"), a.context)
@@ -913,7 +914,11 @@ def result_stem(args, started):
     default = args.n == [100, 1000, 5000] and args.repeats == 3 and list(args.contenders) == list(WRITERS) and list(args.phases) == list(PHASES)
     if args.quick:
         return stem + "-quick"
-    return stem if default else stem + "-n" + "-".join(str(n) for n in args.n) + "-r%d" % args.repeats
+    if default:
+        return stem
+    parts = ["n" + "-".join(str(n) for n in args.n)] if set(args.phases) & set(N_PHASES) else []
+    parts += [x for x in args.phases if x not in N_PHASES]  # df and fleet do not depend on --n
+    return "-".join([stem] + parts + ["r%d" % args.repeats])
 
 
 def main(argv=None):
