@@ -3,9 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run a command in a container through the exec websocket (kubernetes.stream): df and the canaries.
 
-kubernetes.stream and CoreV1Api are imported on the first exec only: importing CoreV1Api costs
-~0.4 s, which every module run paid before, although only shm_df_info and canary exec
-(measured by bench/, see its README).
+The websocket is opened with kubernetes.stream's own transport (ws_client.websocket_call: the
+v4/v5 channel protocol, TLS and proxy options of the client's Configuration), on the request that
+the shared ApiClient serializes. Not through ``stream(CoreV1Api(...).connect_get_namespaced_pod_exec)``:
+importing CoreV1Api and the models it names cost 0.4-0.6 s of every shm_df_info and canary run
+(kubernetes client 37, ``python -X importtime``), and stream() swaps the ApiClient's transport while
+it runs, which needed a fresh ApiClient per exec.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,6 +20,7 @@ import json
 import re
 import time
 
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import resource_path
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
 
 try:
@@ -28,14 +32,13 @@ STATUS_CHANNEL = 3
 _LOADED = {}
 
 
-def _stream_api():
-    """(CoreV1Api class, kubernetes.stream.stream), imported once."""
+def _websocket_call():
+    """kubernetes.stream.ws_client.websocket_call, imported on the first exec only."""
     if not _LOADED:
-        from kubernetes.client import CoreV1Api  # pylint: disable=import-outside-toplevel
-        from kubernetes.stream import stream  # pylint: disable=import-outside-toplevel
+        from kubernetes.stream.ws_client import websocket_call  # pylint: disable=import-outside-toplevel
 
-        _LOADED.update(core=CoreV1Api, stream=stream)
-    return _LOADED["core"], _LOADED["stream"]
+        _LOADED["websocket_call"] = websocket_call
+    return _LOADED["websocket_call"]
 
 
 # kubernetes.stream reports a refused websocket upgrade as ApiException(status=0, reason="Handshake status
@@ -104,22 +107,25 @@ class ExecResult:
 
 
 def _open(kube, namespace, pod, container, command, timeout):
-    core, stream = _stream_api()
-    api = core(kube.new_api_client())
-    try:
-        return stream(
-            api.connect_get_namespaced_pod_exec,
-            pod,
+    """The open exec websocket (kubernetes.stream's WSClient): one counted request of ``kube``."""
+    if kube.headers:
+        # create_websocket() passes on only the Authorization header: the exec would run with the credentials' own rights
+        raise ExecRefused(
+            ShmfixError(
+                "exec cannot impersonate (impersonate_user/impersonate_groups): the kubernetes client's websocket "
+                "transport sends only the Authorization header; give the credentials of that identity instead"
+            ),
             namespace,
-            command=command,
-            container=container,
-            stderr=True,
-            stdin=False,
-            stdout=True,
-            tty=False,
-            _preload_content=False,
-            _request_timeout=timeout,
+            pod,
         )
+    websocket_call = _websocket_call()
+    query = [("command", list(command)), ("container", container), ("stderr", "true"), ("stdin", "false"), ("stdout", "true"), ("tty", "false")]
+    _method, url, headers, _body, _post = kube.api_client.param_serialize(
+        "GET", resource_path("v1", "pods", namespace, pod, "exec"), header_params={}, auth_settings=["BearerToken"]
+    )
+    kube.count()
+    try:
+        return websocket_call(kube.configuration, "GET", url, query_params=query, headers=headers, _preload_content=False, _request_timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - ApiException, websocket and socket errors: exec is impossible
         raise ExecRefused(exc, namespace, pod)
 
@@ -127,8 +133,7 @@ def _open(kube, namespace, pod, container, command, timeout):
 def exec_in_pod(kube, namespace, pod, container, command, timeout, clock=time.time):
     """Run ``command`` in ``container`` of ``pod``; wait at most ``timeout`` seconds; return an ExecResult.
 
-    Uses a fresh counted ApiClient (stream() swaps the client's transport while it runs). Raises
-    ExecRefused if the stream cannot be opened; errors while it runs propagate unchanged.
+    Raises ExecRefused if the stream cannot be opened; errors while it runs propagate unchanged.
     """
     ws = _open(kube, namespace, pod, container, command, timeout)
     stdout, stderr, output = [], [], []

@@ -152,6 +152,9 @@ options:
 notes:
   - The canary pods pass the C(restricted) Pod Security level (non-root user, RuntimeDefault seccomp profile, no
     privilege escalation, every capability dropped, read-only root filesystem).
+  - The probes exec in the canary pods, which cannot impersonate (the kubernetes client's websocket transport does
+    not send the impersonation headers); with O(impersonate_user) or O(impersonate_groups) each probe fails and
+    says so, and the credentials of that identity are needed instead.
 """
 
 EXAMPLES = r"""

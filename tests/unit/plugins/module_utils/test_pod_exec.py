@@ -7,6 +7,8 @@ import json
 
 import pytest
 from ansible_collections.shmfix.k8s.plugins.module_utils import pod_exec
+from ansible_collections.shmfix.k8s.plugins.module_utils.client import Kube
+from kubernetes.client import Configuration
 from kubernetes.client.exceptions import ApiException
 
 
@@ -51,35 +53,53 @@ class FakeWS:
         self.closed = True
 
 
-class FakeKube:
-    calls = 0
-
-    def count(self, n=1):
-        self.calls += n
-
-    def new_api_client(self):
-        return None
+def _kube(**params):
+    """A real Kube on a configuration with a bearer token; nothing here connects."""
+    conf = Configuration(host="https://127.0.0.1:6443")
+    conf.api_key = {"authorization": "s3cret"}
+    conf.api_key_prefix = {"authorization": "Bearer"}
+    return Kube(params=params, configuration=conf)
 
 
-def _exec(monkeypatch, frames=None, refuse=None, clock=None):
+def _exec(monkeypatch, frames=None, refuse=None, clock=None, **params):
     ws = FakeWS(frames or [])
+    calls = []
 
-    def stream(*args, **kwargs):
+    def websocket_call(configuration, method, url, **kwargs):
+        calls.append((configuration, method, url, kwargs))
         if refuse:
             raise refuse
         return ws
 
-    monkeypatch.setitem(pod_exec._LOADED, "stream", stream)
-    monkeypatch.setitem(pod_exec._LOADED, "core", lambda api_client: type("Api", (), {"connect_get_namespaced_pod_exec": None})())
-    kube = FakeKube()
+    monkeypatch.setitem(pod_exec._LOADED, "websocket_call", websocket_call)
+    kube = _kube(**params)
     kwargs = {"clock": clock} if clock else {}
-    result = pod_exec.exec_in_pod(kube, "ns", "pod", "c", ["df"], 5, **kwargs)
-    return result, ws, kube
+    result = pod_exec.exec_in_pod(kube, "ns", "pod", "c", ["df", "-Pk", "/dev/shm"], 5, **kwargs)
+    return result, ws, kube, calls
+
+
+def test_the_exec_request_names_the_pod_the_command_and_the_token(monkeypatch):
+    _result, _ws, kube, calls = _exec(monkeypatch, [None])
+    ((conf, method, url, kwargs),) = calls
+    assert conf is kube.configuration and method == "GET"
+    assert url == "https://127.0.0.1:6443/api/v1/namespaces/ns/pods/pod/exec"
+    assert kwargs["query_params"][0] == ("command", ["df", "-Pk", "/dev/shm"])
+    assert dict(kwargs["query_params"][1:]) == {"container": "c", "stderr": "true", "stdin": "false", "stdout": "true", "tty": "false"}
+    assert kwargs["headers"]["authorization"] == "Bearer s3cret"
+    assert kwargs["_preload_content"] is False and kwargs["_request_timeout"] == 5
+    assert kube.calls == 1
+
+
+def test_an_impersonating_exec_is_refused_before_any_request(monkeypatch):
+    with pytest.raises(pod_exec.ExecRefused) as err:
+        _exec(monkeypatch, [None], impersonate_user="alice")
+    assert "cannot impersonate" in err.value.msg and "pods/exec pod in namespace ns" in err.value.msg
+    assert err.value.status is None  # shm_df_info then reads the kubelet's stats, through impersonated requests
 
 
 def test_exec_in_pod_collects_stdout_stderr_and_exit_status(monkeypatch):
     failure = json.dumps({"status": "Failure", "message": "exit 3", "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}})
-    result, ws, _kube = _exec(monkeypatch, [(1, "out1 "), (2, "err1 "), (1, "out2"), (3, failure), None])
+    result, ws, _kube, _calls = _exec(monkeypatch, [(1, "out1 "), (2, "err1 "), (1, "out2"), (3, failure), None])
     assert (result.stdout, result.stderr, result.output) == ("out1 out2", "err1 ", "out1 err1 out2")
     assert result.status == failure and not result.timed_out
     assert result.returncode == 3
@@ -87,13 +107,13 @@ def test_exec_in_pod_collects_stdout_stderr_and_exit_status(monkeypatch):
 
 
 def test_exec_in_pod_success_is_returncode_zero(monkeypatch):
-    result, _ws, _kube = _exec(monkeypatch, [(1, "ok"), (3, '{"status": "Success"}'), None])
+    result, _ws, _kube, _calls = _exec(monkeypatch, [(1, "ok"), (3, '{"status": "Success"}'), None])
     assert (result.stdout, result.returncode) == ("ok", 0)
 
 
 def test_exec_in_pod_times_out_with_the_stream_open(monkeypatch):
     ticks = iter(range(0, 100, 3))
-    result, ws, _kube = _exec(monkeypatch, [(1, "a")] * 50, clock=lambda: next(ticks))
+    result, ws, _kube, _calls = _exec(monkeypatch, [(1, "a")] * 50, clock=lambda: next(ticks))
     assert result.timed_out and result.returncode is None
     assert ws.closed
 
