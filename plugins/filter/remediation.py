@@ -37,6 +37,7 @@ class FilterModule(object):
             "shm_changed_refs": _r.workload_refs,
             "shm_resized_refs": _r.resized_refs,
             "shm_ref": _r.workload_ref,
+            "shm_df_targets": _r.df_targets,
             "shm_audit_records": _r.audit_records,
             "shm_failed_names": _r.failed_names,
         }

@@ -54,6 +54,26 @@ def selector_to_string(selector):
     return ",".join(parts) or None
 
 
+def selector_matches(selector, labels):
+    """True when ``labels`` match a LabelSelector ({matchLabels, matchExpressions}) or a plain map, as the API server decides."""
+    labels = labels or {}
+    if "matchLabels" not in selector and "matchExpressions" not in selector:
+        selector = {"matchLabels": selector}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        present = key in labels
+        if (
+            (op == "In" and not (present and labels[key] in values))
+            or (op == "NotIn" and present and labels[key] in values)
+            or (op == "Exists" and not present)
+            or (op == "DoesNotExist" and present)
+        ):
+            return False
+    return True
+
+
 def _owned_by(obj, kind, name):
     return any(r.get("kind") == kind and r.get("name") == name for r in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
@@ -118,12 +138,83 @@ def select_pods(kube, namespace, label_selector=None, owner=None, pods=None):
     wanted = set(names)
     out = []
     for pod in _list_pods(kube, namespace, selector):
-        meta = pod.get("metadata") or {}
-        if (wanted and meta.get("name") not in wanted) or (owner_filter and not owner_filter(pod)) or meta.get("deletionTimestamp"):
+        if (wanted and (pod.get("metadata") or {}).get("name") not in wanted) or (owner_filter and not owner_filter(pod)):
             continue
-        if (pod.get("status") or {}).get("phase") == "Running":
+        if _is_running(pod):
             out.append(pod)
     return out
+
+
+class _NamespaceView:
+    """The running pods of one namespace and its workloads of each kind, each listed once (for ``workloads``)."""
+
+    def __init__(self, kube, namespace):
+        self.kube, self.namespace = kube, namespace
+        self.pods = [p for p in _list_pods(kube, namespace, None) if _is_running(p)]
+        self.objects = {}
+
+    def _listed(self, spec):
+        """{name: object} of the workloads of kind ``spec`` in this namespace, listed on first use."""
+        if spec["kind"] not in self.objects:
+            listed = self.kube.get(kind_path(spec, self.namespace), verb="list", resource=spec.resource, namespace=self.namespace)
+            self.objects[spec["kind"]] = {o["metadata"]["name"]: o for o in listed.get("items") or []}
+        return self.objects[spec["kind"]]
+
+    def _selector(self, spec, name):
+        found = self._listed(spec).get(name)
+        if found is None:
+            raise ShmfixError("%s %s/%s not found" % (spec["kind"], self.namespace, name), status=404)
+        selector = (found.get("spec") or {}).get("selector")
+        if not selector:
+            raise ShmfixError("%s %s/%s has no spec.selector to find its pods" % (spec["kind"], self.namespace, name))
+        return selector
+
+    def pods_of(self, workload):
+        """The running pods of one entry of ``workloads``: its ``pods`` by name, or those its kind finds."""
+        if workload.get("pods"):
+            wanted = set(workload["pods"])
+            return [p for p in self.pods if p["metadata"]["name"] in wanted]
+        spec, name = _owner_kind(workload), workload["name"]
+        if spec["pods"] == "self":
+            return [p for p in self.pods if p["metadata"]["name"] == name]
+        if spec["pods"] == "jobs":
+            jobs = {n for n, job in self._listed(kinds.builtin("Job")).items() if _owned_by(job, spec["kind"], name)}
+            return [p for p in self.pods if any(_owned_by(p, "Job", j) for j in jobs)]
+        selector = self._selector(spec, name)
+        return [p for p in self.pods if selector_matches(selector, (p.get("metadata") or {}).get("labels"))]
+
+
+def _is_running(pod):
+    return not (pod.get("metadata") or {}).get("deletionTimestamp") and (pod.get("status") or {}).get("phase") == "Running"
+
+
+def workload_ref(workload):
+    return {"kind": workload.get("kind"), "namespace": workload.get("namespace"), "name": workload.get("name")}
+
+
+def select_workload_pods(kube, workloads):
+    """([(workload ref, pod)], [entry for each workload whose pods could not be found, with why]).
+
+    One list of pods per namespace and one list per kind and namespace, however many workloads: a
+    wave of 50 Deployments costs 2 requests, not 50 module runs. An error (missing namespace or
+    workload, a list forbidden) is that workload's entry; the others are measured.
+    """
+    views, found, failed = {}, [], []
+    for workload in workloads:
+        ref = workload_ref(workload)
+        try:
+            if ref["namespace"] not in views:
+                try:
+                    views[ref["namespace"]] = _NamespaceView(kube, ref["namespace"])
+                except ShmfixError as err:
+                    views[ref["namespace"]] = err
+            view = views[ref["namespace"]]
+            if isinstance(view, ShmfixError):
+                raise view
+            found.extend((ref, pod) for pod in view.pods_of(workload))
+        except ShmfixError as err:
+            failed.append(dict(_entry(ref["namespace"], None, None, None), workload=ref, reason=err.msg))
+    return found, failed
 
 
 def shm_volume_of(pod, container):
@@ -235,14 +326,13 @@ def _from_kubelet_stats(entry, pod, error, summaries):
     return entry
 
 
-def measure(kube, pod, container, timeout, summaries):
-    """One df entry: {namespace, pod, container, node, size/used/available bytes, filesystem, method, reason}."""
-    meta = pod["metadata"]
-    entry = {
-        "namespace": meta.get("namespace"),
-        "pod": meta.get("name"),
+def _entry(namespace, pod, container, node):
+    """A df entry before any measurement: method unavailable, no figures."""
+    return {
+        "namespace": namespace,
+        "pod": pod,
         "container": container,
-        "node": (pod.get("spec") or {}).get("nodeName"),
+        "node": node,
         "size_bytes": None,
         "used_bytes": None,
         "available_bytes": None,
@@ -250,6 +340,12 @@ def measure(kube, pod, container, timeout, summaries):
         "method": "unavailable",
         "reason": "",
     }
+
+
+def measure(kube, pod, container, timeout, summaries):
+    """One df entry: {namespace, pod, container, node, size/used/available bytes, filesystem, method, reason}."""
+    meta = pod["metadata"]
+    entry = _entry(meta.get("namespace"), meta.get("name"), container, (pod.get("spec") or {}).get("nodeName"))
     output, error = exec_df(kube, entry["namespace"], entry["pod"], container, timeout)
     if output is not None:
         try:
@@ -263,15 +359,39 @@ def measure(kube, pod, container, timeout, summaries):
     return _from_kubelet_stats(entry, pod, error, summaries)
 
 
-def run_df(kube, namespace=None, label_selector=None, owner=None, pods=None, container=None, parallelism=8, timeout=30):
-    """df of /dev/shm in every running container of the selected pods, ``parallelism`` execs at a time."""
-    selected = select_pods(kube, namespace, label_selector=label_selector, owner=owner, pods=pods)
-    jobs = [(pod, name) for pod in selected for name in _running_containers(pod, container)]
+def _with_namespaces(workloads, namespace):
+    """The entries of ``workloads`` each with its namespace (its own, else the module's); ShmfixError naming one without."""
+    out = []
+    for index, workload in enumerate(workloads):
+        if not workload.get("namespace") and not namespace:
+            raise ShmfixError(
+                "workloads[%d] (%s %s) has no namespace: give it one, or set the module's namespace" % (index, workload.get("kind"), workload.get("name"))
+            )
+        out.append(dict(workload, namespace=workload.get("namespace") or namespace))
+    return out
+
+
+def run_df(kube, namespace=None, label_selector=None, owner=None, pods=None, container=None, parallelism=8, timeout=30, workloads=None):
+    """df of /dev/shm in every running container of the selected pods, ``parallelism`` execs at a time.
+
+    With ``workloads`` ([{kind, name, namespace, pods}]) the pods are those of each workload and
+    every entry names its ``workload``; a workload whose pods cannot be found has one entry saying why.
+    """
+    if workloads is not None:
+        found, failed = select_workload_pods(kube, _with_namespaces(workloads, namespace))
+    else:
+        found, failed = [(None, pod) for pod in select_pods(kube, namespace, label_selector=label_selector, owner=owner, pods=pods)], []
+    jobs = [(ref, pod, name) for ref, pod in found for name in _running_containers(pod, container)]
     if not jobs:
-        return []
+        return failed
     summaries = _SummaryCache(kube)
+
+    def one(job):
+        entry = measure(kube, job[1], job[2], timeout, summaries)
+        return dict(entry, workload=job[0]) if job[0] else entry
+
     with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(jobs)))) as pool:
-        return list(pool.map(lambda job: measure(kube, job[0], job[1], timeout, summaries), jobs))
+        return list(pool.map(one, jobs)) + failed
 
 
 def run_df_info(kube, params):
@@ -285,6 +405,7 @@ def run_df_info(kube, params):
             label_selector=params.get("label_selector"),
             owner=params.get("owner"),
             pods=params.get("pods"),
+            workloads=params.get("workloads"),
             container=params.get("container"),
             parallelism=params.get("parallelism") or 8,
             timeout=params.get("timeout") or 30,

@@ -20,6 +20,9 @@ description:
     mounted at C(/dev/shm) are read from the kubelet's C(/stats/summary) through the API server's node proxy
     (method C(kubelet_stats)). Otherwise the method is C(unavailable) and C(reason) says why.
   - Only running pods that are not terminating are measured.
+  - With O(impersonate_user) or O(impersonate_groups) no exec is made (the kubernetes client's websocket
+    transport does not send the impersonation headers, so the exec would run with the credentials' own rights);
+    the figures come from the kubelet's stats as above.
 author:
   - shmfix.k8s developers (@shmfix)
 extends_documentation_fragment:
@@ -59,6 +62,38 @@ options:
       - Names of the pods to measure.
     type: list
     elements: str
+  workloads:
+    description:
+      - Measure the pods of each of these workloads in one run (one list of pods per namespace and one list per
+        kind and namespace, however many workloads), instead of one run per workload with O(owner). Each entry
+        of RV(shm_df) then names its RV(shm_df[].workload).
+      - A workload whose pods cannot be found (missing, no selector, a list forbidden) has one entry with
+        method C(unavailable) and the reason; the others are measured. An empty list measures nothing.
+      - Mutually exclusive with O(owner), O(pods) and O(label_selector).
+    type: list
+    elements: dict
+    suboptions:
+      kind:
+        description: Kind of the workload, for example C(Deployment); C(Pod) for a bare pod.
+        type: str
+        required: true
+      name:
+        description: Name of the workload.
+        type: str
+        required: true
+      namespace:
+        description: Namespace of the workload; default O(namespace).
+        type: str
+      pods:
+        description: Measure only these pods of the workload (by name), for example the new pods of a rollout.
+        type: list
+        elements: str
+      api_version:
+        description: API version, needed only for custom resources.
+        type: str
+      plural:
+        description: Resource name (plural), needed only for custom resources.
+        type: str
   container:
     description:
       - Measure only this container. Default is every running regular container.
@@ -91,6 +126,12 @@ EXAMPLES = r"""
       kind: Deployment
       name: trainer
 
+- name: Measure the pods of a whole wave of workloads in one run
+  shmfix.k8s.shm_df_info:
+    workloads:
+      - {kind: Deployment, namespace: ml, name: trainer}
+      - {kind: StatefulSet, namespace: ml, name: db, pods: [db-0]}
+
 - name: Check that every pod got 256Mi
   ansible.builtin.assert:
     that:
@@ -117,6 +158,11 @@ shm_df:
       filesystem: tmpfs
       method: exec
       reason: ""
+  contains:
+    workload:
+      description: The entry of O(workloads) whose pod this is ({kind, namespace, name}).
+      returned: with O(workloads)
+      type: dict
 api_calls:
   description: Number of Kubernetes API requests the module made (lists, execs, kubelet stats reads).
   returned: always
@@ -146,6 +192,18 @@ argument_spec.update(
         ),
     ),
     pods=dict(type="list", elements="str"),
+    workloads=dict(
+        type="list",
+        elements="dict",
+        options=dict(
+            kind=dict(type="str", required=True),
+            name=dict(type="str", required=True),
+            namespace=dict(type="str"),
+            pods=dict(type="list", elements="str"),
+            api_version=dict(type="str"),
+            plural=dict(type="str"),
+        ),
+    ),
     container=dict(type="str"),
     parallelism=dict(type="int", default=8),
     timeout=dict(type="int", default=30),
@@ -153,7 +211,11 @@ argument_spec.update(
 
 
 def main():
-    module = ShmfixModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = ShmfixModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[("workloads", "owner"), ("workloads", "pods"), ("workloads", "label_selector")],
+        supports_check_mode=True,
+    )
     try:
         result = run_df_info(kube_from_params(module.params), module.params)
     except ShmfixError as err:

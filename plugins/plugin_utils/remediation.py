@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of the remediate role: waves, their results, and df verdicts.
 
-PURE: what the role's tasks registered (shm_patch, rollout_status and shm_df_info loops) in,
+PURE: what the role's tasks registered (shm_patch loops, rollout_status, shm_df_info) in,
 the workload records of the fleet report out. The filters of plugins/filter/remediation.py
 are thin wrappers around these functions.
 """
@@ -83,17 +83,25 @@ def loop_items(loop_result):
     return list(loop_result)
 
 
-def df_by_workload(loop_result):
-    """{workload key: [df entries]} from a registered loop of shm_df_info whose item is a workload."""
+def df_by_workload(result, items=None):
+    """{workload key: [df entries]} from one run of shm_df_info with ``workloads`` (each entry names its workload).
+
+    A failed run counts against every one of ``items`` (the workloads it was given); a skipped one measured nothing.
+    """
+    if not result or result.get("skipped"):
+        return {}
+    if result.get("failed"):
+        failed = {"method": "unavailable", "reason": result.get("msg") or "shm_df_info failed", "size_bytes": None}
+        return {workload_key(item): [failed] for item in items or []}
     out = {}
-    for res in loop_items(loop_result):
-        if res.get("skipped"):
-            continue
-        entries = res.get("shm_df") or []
-        if res.get("failed"):
-            entries = [{"method": "unavailable", "reason": res.get("msg") or "shm_df_info failed", "size_bytes": None}]
-        out.setdefault(workload_key(res.get("item") or {}), []).extend(entries)
+    for entry in result.get("shm_df") or []:
+        out.setdefault(workload_key(entry.get("workload") or {}), []).append(entry)
     return out
+
+
+def df_targets(items):
+    """[{kind, namespace, name, pods?}] of workload records, rollout results or resized refs: shm_df_info's ``workloads``."""
+    return [dict(workload_ref(item), **({"pods": item["pods"]} if item.get("pods") else {})) for item in items or []]
 
 
 def patch_groups(wave):
@@ -209,7 +217,7 @@ def merge_wave(plan_items, patch_results, rollout_results, df_before=None, df_af
     plan_items: the wave's records from the check-mode plan (shm_patch would_patch);
     patch_results: the registered loop of shm_patch calls (one per namespace/kind group);
     rollout_results: the registered rollout_status result (or None);
-    df_before / df_after: registered loops of shm_df_info whose item is a workload;
+    df_before / df_after: what one run of shm_df_info with ``workloads`` registered;
     nodes: version_check_result.nodes (name, expected_enforcement, memory_capacity_bytes);
     health: the registered rollout_status look (wait=false) before the change: a workload that was
     broken then and not written is reported skipped with why, not failed.
@@ -217,7 +225,7 @@ def merge_wave(plan_items, patch_results, rollout_results, df_before=None, df_af
     node_info = {n.get("name"): n for n in nodes or []}
     patched, group_errors = _patched_records(patch_results)
     rollouts = {workload_key(res): res for res in (rollout_results or {}).get("results") or []}
-    before_df, after_df = df_by_workload(df_before), df_by_workload(df_after)
+    before_df, after_df = df_by_workload(df_before, plan_items), df_by_workload(df_after, plan_items)
     unhealthy = broken(health)
     records, failures = [], 0
     for item in plan_items or []:
@@ -272,7 +280,7 @@ def audit_records(workloads, df_loop=None, nodes=None, verify=False):
     emptyDir on an eviction node is half the node's RAM; the runtime default is 64 MiB everywhere).
     With verify, a workload whose memory-backed /dev/shm should run pods and runs none is 'unverified'.
     """
-    measured = df_by_workload(df_loop)
+    measured = df_by_workload(df_loop, workloads)
     node_info = {n.get("name"): n for n in nodes or []}
     out = []
     for item in workloads or []:

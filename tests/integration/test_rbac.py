@@ -456,6 +456,18 @@ def f_df(kind):
     return run
 
 
+def f_df_wave(kind):
+    """shm_df_info with ``workloads``, as the remediate role measures a wave: a workload whose pods cannot be found is an entry saying why."""
+
+    def run(kube, ctx):
+        params = {"namespace": ctx.namespace, "workloads": [{"kind": kind, "name": WORKLOAD_NAMES[kind]}], "parallelism": 8, "timeout": 10}
+        unfound = [e["reason"] for e in dfexec.run_df_info(kube, params)["shm_df"] if e["pod"] is None]
+        return Outcome(not unfound, "; ".join(unfound))
+
+    run.__name__ = f"df_wave_{kind}"
+    return run
+
+
 def f_df_exec(kube, ctx):
     entries = dfexec.run_df_info(kube, {"namespace": ctx.namespace, "pods": ["bare"], "parallelism": 8, "timeout": 10})["shm_df"]
     return Outcome(bool(entries) and all(e["method"] == "exec" for e in entries), "; ".join(e["reason"] for e in entries) or "no entry")
@@ -549,9 +561,13 @@ COMMON = [
     Feature("shm_info", f_shm_info, LIST_KINDS | {NODES}),
     Feature("namespace_typo_fails", f_namespace_typo, {("apps", "deployments", "list"), ("", "namespaces", "get")}),
 ]
-DF = [Feature(f"df_{k}", f_df(k), {get(k), PODS_LIST}) for k in KINDS if k not in ("CronJob", "Pod")] + [
-    Feature("df_CronJob", f_df("CronJob"), {("batch", "jobs", "list"), PODS_LIST}),
-]
+DF = (
+    [Feature(f"df_{k}", f_df(k), {get(k), PODS_LIST}) for k in KINDS if k not in ("CronJob", "Pod")]
+    + [Feature("df_CronJob", f_df("CronJob"), {("batch", "jobs", "list"), PODS_LIST})]
+    # the role's one run per wave lists each kind instead of getting each workload
+    + [Feature(f"df_wave_{k}", f_df_wave(k), {(*RESOURCE[k], "list"), PODS_LIST}) for k in KINDS if k not in ("CronJob", "Pod")]
+    + [Feature("df_wave_CronJob", f_df_wave("CronJob"), {("batch", "jobs", "list"), PODS_LIST}), Feature("df_wave_Pod", f_df_wave("Pod"), {PODS_LIST})]
+)
 FEATURES = {
     "audit": COMMON + DF + [Feature("df_Pod", f_df("Pod"), {PODS_LIST})],
     "remediate": COMMON

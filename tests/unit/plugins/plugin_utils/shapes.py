@@ -2,7 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The shapes the filters receive, as the modules and roles record them: cluster_info's result and its nodes,
-version_check_result.nodes, a registered loop."""
+version_check_result.nodes, a registered run of shm_df_info."""
+
+from ansible_collections.shmfix.k8s.plugins.plugin_utils.remediation import workload_ref
 
 NODE_MEM = 25276059648  # memory capacity of a node of the embedded cluster
 NODES = [
@@ -11,9 +13,9 @@ NODES = [
 ]
 
 
-def df_loop(entries_by_workload):
-    """A registered loop of shm_df_info whose item is a workload: [(workload, [df entries])]."""
-    return {"results": [{"item": item, "shm_df": entries} for item, entries in entries_by_workload]}
+def df_run(entries_by_workload):
+    """What one shm_df_info run with ``workloads`` registers: [(workload, [df entries])], each entry naming its workload."""
+    return {"changed": False, "shm_df": [dict(e, workload=workload_ref(item)) for item, entries in entries_by_workload for e in entries], "api_calls": 2}
 
 
 def cluster_info(nodes, server="v1.34.4"):

@@ -6,7 +6,7 @@
 import pytest
 from ansible_collections.shmfix.k8s.plugins.plugin_utils import remediation
 from shapes import NODES
-from shapes import df_loop as _df_loop
+from shapes import df_run as _df_run
 
 MI = 1024 * 1024
 GI = 1024 * MI
@@ -79,8 +79,8 @@ def test_merge_wave_compares_df_per_node_enforcement():
             {"kind": "CronJob", "namespace": "d", "name": "nightly", "status": "not_applicable", "message": "the next Job gets it", "pods": []},
         ]
     }
-    before = _df_loop([(web, [{"pod": "web-0", "node": "n-sized", "size_bytes": 64 * MI, "method": "exec"}])])
-    after = _df_loop(
+    before = _df_run([(web, [{"pod": "web-0", "node": "n-sized", "size_bytes": 64 * MI, "method": "exec"}])])
+    after = _df_run(
         [
             (
                 {"kind": "Deployment", "namespace": "d", "name": "web", "pods": ["web-1"]},
@@ -156,7 +156,7 @@ def test_merge_wave_after_a_rollback_expects_the_runtime_default_everywhere():
     rec["after"] = {"state": "runtime_default", "size_limit_bytes": None, "effective_bytes": 64 * MI}
     patch = {"results": [{"item": {}, "results": [dict(rec, action="restored")]}]}
     rollouts = {"results": [{"kind": "Deployment", "namespace": "d", "name": "web", "status": "complete", "pods": ["web-2"]}]}
-    after = _df_loop([({"kind": "Deployment", "namespace": "d", "name": "web"}, [{"pod": "web-2", "node": "n-evict", "size_bytes": 64 * MI}])])
+    after = _df_run([({"kind": "Deployment", "namespace": "d", "name": "web"}, [{"pod": "web-2", "node": "n-evict", "size_bytes": 64 * MI}])])
     out = remediation.merge_wave([rec], patch, rollouts, None, after, NODES)
     assert out["records"][0]["measured"][0]["verdict"] == "ok"
     assert out["records"][0]["measured"][0]["enforcement"] == "sized"
@@ -178,9 +178,27 @@ def test_a_workload_resized_in_place_is_measured_in_the_same_pods_and_not_waited
     patch = {"results": [{"item": {"namespace": "d", "kind": "StatefulSet", "names": ["db"]}, "results": [resized, rolled]}]}
     assert remediation.workload_refs(patch) == [{"kind": "Deployment", "namespace": "d", "name": "web"}]
     assert remediation.resized_refs(patch) == [{"kind": "StatefulSet", "namespace": "d", "name": "db", "pods": ["db-0"]}]
-    after = _df_loop([(remediation.resized_refs(patch)[0], [{"pod": "db-0", "node": "n-sized", "size_bytes": 256 * MI, "method": "exec"}])])
+    after = _df_run([(remediation.resized_refs(patch)[0], [{"pod": "db-0", "node": "n-sized", "size_bytes": 256 * MI, "method": "exec"}])])
     out = remediation.merge_wave([plan], patch, None, None, after, NODES)
     (rec,) = out["records"]
     assert (out["failures"], rec["action"], rec["strategy"], rec["measured"][0]["verdict"]) == (0, "resized", "inplace", "ok")
     unmeasured = remediation.merge_wave([plan], patch, None, None, None, NODES)["records"][0]
     assert unmeasured["verdict"] == "unmeasured"
+
+
+def test_df_of_one_run_by_workload_and_a_failed_run_against_every_workload_given():
+    web, db = _plan("Deployment", "d", "web"), _plan("StatefulSet", "d", "db")
+    run = _df_run([(web, [{"pod": "web-0", "size_bytes": 64 * MI}, {"pod": "web-1", "size_bytes": 64 * MI}]), (db, [{"pod": "db-0", "size_bytes": None}])])
+    by = remediation.df_by_workload(run, [web, db])
+    assert [e["pod"] for e in by["Deployment/d/web"]] == ["web-0", "web-1"] and [e["pod"] for e in by["StatefulSet/d/db"]] == ["db-0"]
+    failed = remediation.df_by_workload({"failed": True, "msg": "Unauthorized"}, [web, db])
+    assert failed == {k: [{"method": "unavailable", "reason": "Unauthorized", "size_bytes": None}] for k in ("Deployment/d/web", "StatefulSet/d/db")}
+    assert remediation.df_by_workload({"skipped": True}, [web]) == {} and remediation.df_by_workload(None) == {}
+
+
+def test_df_targets_keep_the_pods_to_measure():
+    rollout = {"kind": "Deployment", "namespace": "d", "name": "web", "status": "complete", "pods": ["web-1"]}
+    assert remediation.df_targets([rollout, _plan("CronJob", "d", "nightly")]) == [
+        {"kind": "Deployment", "namespace": "d", "name": "web", "pods": ["web-1"]},
+        {"kind": "CronJob", "namespace": "d", "name": "nightly"},
+    ]

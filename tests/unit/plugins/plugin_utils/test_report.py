@@ -6,7 +6,7 @@
 import pytest
 from ansible_collections.shmfix.k8s.plugins.plugin_utils import remediation, report
 from shapes import NODES
-from shapes import df_loop as _df_loop
+from shapes import df_run as _df_run
 
 MI = 1024 * 1024
 GI = 1024 * MI
@@ -244,7 +244,7 @@ def test_audit_records_verify_compares_declared_size():
             "findings": [{"severity": "warning", "message": "64 MiB"}],
         },
     ]
-    df = _df_loop(
+    df = _df_run(
         [
             (workloads[0], [{"pod": "ok-1", "node": "n-sized", "size_bytes": 256 * MI}]),
             (workloads[1], [{"pod": "bad-1", "node": "n-sized", "size_bytes": 64 * MI}]),
@@ -273,7 +273,7 @@ def test_an_audited_pod_is_compared_with_what_its_own_node_makes_of_it():
     # the trial: small-worker, effective 128 MiB where the kubelet sizes, runs on the eviction node: df 11.8 GiB
     item = {"kind": "Deployment", "namespace": "d", "name": "small", "state": "sized", "effective_bytes": 128 * MI, "findings": []}
     half = NODES[1]["memory_capacity_bytes"] // 2
-    (rec,) = remediation.audit_records([item], _df_loop([(item, [{"pod": "small-1", "node": "n-evict", "size_bytes": half}])]), NODES)
+    (rec,) = remediation.audit_records([item], _df_run([(item, [{"pod": "small-1", "node": "n-evict", "size_bytes": half}])]), NODES)
     (entry,) = rec["measured"]
     assert (entry["enforcement"], entry["expected_bytes"], entry["verdict"]) == ("eviction", half, "ok")
     assert entry["note"].startswith("eviction-enforced node: tmpfs is the kernel default")
@@ -285,7 +285,7 @@ def test_verify_of_a_workload_without_a_running_pod_fails_the_cluster():
         {"kind": "Deployment", "namespace": "d", "name": "idle", "state": "sized", "replicas": 0, "effective_bytes": 256 * MI, "findings": []},
         {"kind": "CronJob", "namespace": "d", "name": "cron", "state": "sized", "replicas": None, "effective_bytes": 256 * MI, "findings": []},
     ]
-    recs = {r["name"]: r for r in remediation.audit_records(workloads, _df_loop([]), NODES, verify=True)}
+    recs = {r["name"]: r for r in remediation.audit_records(workloads, _df_run([]), NODES, verify=True)}
     assert recs["gone"]["verdict"] == "unverified"
     assert recs["gone"]["verdict_note"] == "0 of 1 desired pods running with a measurable /dev/shm: nothing to compare"
     assert "verdict" not in recs["idle"] and "verdict" not in recs["cron"]
@@ -293,7 +293,7 @@ def test_verify_of_a_workload_without_a_running_pod_fails_the_cluster():
     assert cluster["status"] == "failed"
     assert cluster["failure"]["message"] == "1 workload(s) could not be verified: no running pod (gone)"
     # an audit is not a verification: the same records do not fail it
-    audit = {r["name"]: r for r in remediation.audit_records(workloads, _df_loop([]), NODES)}
+    audit = {r["name"]: r for r in remediation.audit_records(workloads, _df_run([]), NODES)}
     assert "verdict" not in audit["gone"]
 
 

@@ -15,7 +15,7 @@ import jinja2
 import pytest
 from ansible_collections.shmfix.k8s.plugins.filter import canary, remediation, report, versions
 from ansible_collections.shmfix.k8s.plugins.plugin_utils import remediation as rem
-from shapes import df_loop
+from shapes import df_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 TEMPLATES = os.path.join(ROOT, "roles", "fleet_report", "templates")
@@ -103,8 +103,8 @@ def _wave(plans, rollout=None, df_before=(), df_after=()):
         status, message = (rollout or {}).get(p["name"], ("complete", "successfully rolled out (1 replicas)"))
         rollouts["results"].append({"kind": p["kind"], "namespace": p["namespace"], "name": p["name"], "status": status, "message": message, "pods": ["x"]})
     by_name = {p["name"]: p for p in plans}
-    before = df_loop([(by_name[name], entries) for name, entries in df_before])
-    after = df_loop([(by_name[name], entries) for name, entries in df_after])
+    before = df_run([(by_name[name], entries) for name, entries in df_before])
+    after = df_run([(by_name[name], entries) for name, entries in df_after])
     return rem.merge_wave(plans, patches, rollouts, before, after, NODES_PROVEN)["records"]
 
 
