@@ -178,31 +178,21 @@ from ansible_collections.shmfix.k8s.plugins.module_utils.client import kube_from
 from ansible_collections.shmfix.k8s.plugins.module_utils.dfexec import run_df_info
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
 
+OWNER_OPTIONS = dict(
+    kind=dict(type="str", required=True),
+    name=dict(type="str", required=True),
+    api_version=dict(type="str"),
+    plural=dict(type="str"),
+)
+
 argument_spec = copy.deepcopy(AUTH_ARG_SPEC)
 argument_spec.update(
     namespace=dict(type="str"),
     label_selector=dict(type="str"),
-    owner=dict(
-        type="dict",
-        options=dict(
-            kind=dict(type="str", required=True),
-            name=dict(type="str", required=True),
-            api_version=dict(type="str"),
-            plural=dict(type="str"),
-        ),
-    ),
+    owner=dict(type="dict", options=copy.deepcopy(OWNER_OPTIONS)),
     pods=dict(type="list", elements="str"),
     workloads=dict(
-        type="list",
-        elements="dict",
-        options=dict(
-            kind=dict(type="str", required=True),
-            name=dict(type="str", required=True),
-            namespace=dict(type="str"),
-            pods=dict(type="list", elements="str"),
-            api_version=dict(type="str"),
-            plural=dict(type="str"),
-        ),
+        type="list", elements="dict", options=dict(copy.deepcopy(OWNER_OPTIONS), namespace=dict(type="str"), pods=dict(type="list", elements="str"))
     ),
     container=dict(type="str"),
     parallelism=dict(type="int", default=8),
