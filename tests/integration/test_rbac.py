@@ -532,7 +532,9 @@ def f_canary_namespace_delete(kube, ctx):
 
 
 def f_canary_leftovers(kube, ctx):
-    swept, warnings = canary_runner.sweep_leftovers(kube, ctx.canary_namespace, timeout=10)
+    # 60 s, as a canary run's wait_timeout would allow: the namespaces the features before this one deleted may
+    # still hold terminating pods (CI, load 10+ on 2 cores: one was still terminating after 10 s)
+    swept, warnings = canary_runner.sweep_leftovers(kube, ctx.canary_namespace, timeout=60)
     return Outcome(not warnings, "; ".join(warnings) or "swept %s" % swept)
 
 
