@@ -140,7 +140,7 @@ def select_pods(kube, namespace, label_selector=None, owner=None, pods=None):
     for pod in _list_pods(kube, namespace, selector):
         if (wanted and (pod.get("metadata") or {}).get("name") not in wanted) or (owner_filter and not owner_filter(pod)):
             continue
-        if _is_running(pod):
+        if is_running(pod):
             out.append(pod)
     return out
 
@@ -150,8 +150,13 @@ class _NamespaceView:
 
     def __init__(self, kube, namespace):
         self.kube, self.namespace = kube, namespace
-        self.pods = [p for p in _list_pods(kube, namespace, None) if _is_running(p)]
+        self.pods = [p for p in _list_pods(kube, namespace, None) if is_running(p)]
         self.objects = {}
+        self.by_name = {p["metadata"]["name"]: p for p in self.pods}
+        self.by_label = {}
+        for pod in self.pods:
+            for label in ((pod.get("metadata") or {}).get("labels") or {}).items():
+                self.by_label.setdefault(label, []).append(pod)
 
     def _listed(self, spec):
         """{name: object} of the workloads of kind ``spec`` in this namespace, listed on first use."""
@@ -171,25 +176,25 @@ class _NamespaceView:
 
     def pods_of(self, workload):
         """The running pods of one entry of ``workloads``: its ``pods`` by name, or those its kind finds."""
-        if workload.get("pods"):
-            wanted = set(workload["pods"])
-            return [p for p in self.pods if p["metadata"]["name"] in wanted]
+        if workload.get("pods") or _owner_kind(workload)["pods"] == "self":
+            return [self.by_name[n] for n in dict.fromkeys(workload.get("pods") or [workload["name"]]) if n in self.by_name]
         spec, name = _owner_kind(workload), workload["name"]
-        if spec["pods"] == "self":
-            return [p for p in self.pods if p["metadata"]["name"] == name]
         if spec["pods"] == "jobs":
             jobs = {n for n, job in self._listed(kinds.builtin("Job")).items() if _owned_by(job, spec["kind"], name)}
             return [p for p in self.pods if any(_owned_by(p, "Job", j) for j in jobs)]
         selector = self._selector(spec, name)
-        return [p for p in self.pods if selector_matches(selector, (p.get("metadata") or {}).get("labels"))]
+        return [p for p in self._candidates(selector) if selector_matches(selector, (p.get("metadata") or {}).get("labels"))]
+
+    def _candidates(self, selector):
+        """The pods that carry the selector's first matchLabels pair (all pods when it has none)."""
+        match = selector.get("matchLabels") if "matchLabels" in selector or "matchExpressions" in selector else selector
+        first = next(iter(sorted((match or {}).items())), None)
+        return self.by_label.get(first, []) if first else self.pods
 
 
-def _is_running(pod):
+def is_running(pod):
+    """Running and not terminating: a pod whose /dev/shm can be measured."""
     return not (pod.get("metadata") or {}).get("deletionTimestamp") and (pod.get("status") or {}).get("phase") == "Running"
-
-
-def workload_ref(workload):
-    return {"kind": workload.get("kind"), "namespace": workload.get("namespace"), "name": workload.get("name")}
 
 
 def select_workload_pods(kube, workloads):
@@ -201,20 +206,24 @@ def select_workload_pods(kube, workloads):
     """
     views, found, failed = {}, [], []
     for workload in workloads:
-        ref = workload_ref(workload)
+        ref = kinds.workload_ref(workload)
         try:
-            if ref["namespace"] not in views:
-                try:
-                    views[ref["namespace"]] = _NamespaceView(kube, ref["namespace"])
-                except ShmfixError as err:
-                    views[ref["namespace"]] = err
-            view = views[ref["namespace"]]
-            if isinstance(view, ShmfixError):
-                raise view
-            found.extend((ref, pod) for pod in view.pods_of(workload))
+            found.extend((ref, pod) for pod in _view(views, kube, ref["namespace"]).pods_of(workload))
         except ShmfixError as err:
             failed.append(dict(_entry(ref["namespace"], None, None, None), workload=ref, reason=err.msg))
     return found, failed
+
+
+def _view(views, kube, namespace):
+    """The _NamespaceView of ``namespace``, made once; a namespace that could not be listed raises its error each time."""
+    if namespace not in views:
+        try:
+            views[namespace] = _NamespaceView(kube, namespace)
+        except ShmfixError as err:
+            views[namespace] = err
+    if isinstance(views[namespace], ShmfixError):
+        raise views[namespace]
+    return views[namespace]
 
 
 def shm_volume_of(pod, container):

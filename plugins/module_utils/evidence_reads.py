@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.shmfix.k8s.plugins.module_utils import evidence as ev
 from ansible_collections.shmfix.k8s.plugins.module_utils.client import resource_path
-from ansible_collections.shmfix.k8s.plugins.module_utils.dfexec import _running_containers, _SummaryCache, measure, shm_volume_of
+from ansible_collections.shmfix.k8s.plugins.module_utils.dfexec import _running_containers, _SummaryCache, is_running, measure, shm_volume_of
 from ansible_collections.shmfix.k8s.plugins.module_utils.errors import ShmfixError
 from ansible_collections.shmfix.k8s.plugins.module_utils.findings import evidence_findings
 
@@ -42,14 +42,10 @@ def scope_pods(kube, params, listed=None):
     return [p for p in pods if (p.get("metadata") or {}).get("namespace") not in exclude]
 
 
-def _running(pod):
-    return (pod.get("status") or {}).get("phase") == "Running" and not (pod.get("metadata") or {}).get("deletionTimestamp")
-
-
 def df_jobs(pods):
     """(pod, container) pairs to measure: one running container per distinct /dev/shm (volume, or the sandbox's) of each running pod."""
     jobs = []
-    for pod in (p for p in pods if _running(p)):
+    for pod in (p for p in pods if is_running(p)):
         seen = set()
         for name in _running_containers(pod):
             volume = shm_volume_of(pod, name)

@@ -132,3 +132,8 @@ def pods_findable(kind):
 def pointer(keys):
     """Keys as an RFC 6901 JSON pointer ('~' and '/' escaped)."""
     return "".join("/" + str(k).replace("~", "~0").replace("/", "~1") for k in keys)
+
+
+def workload_ref(workload):
+    """{kind, namespace, name} of a workload record, an entry of shm_df_info's ``workloads`` or a rollout result."""
+    return {"kind": workload.get("kind"), "namespace": workload.get("namespace"), "name": workload.get("name")}

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.shmfix.k8s.plugins.module_utils.findings import needing_a_look
+from ansible_collections.shmfix.k8s.plugins.module_utils.kinds import workload_ref
 from ansible_collections.shmfix.k8s.plugins.module_utils.outcomes import (
     FAILED,
     PATCHED,
@@ -30,10 +31,6 @@ from ansible_collections.shmfix.k8s.plugins.module_utils.units import PAGE_SIZE,
 
 def workload_key(item):
     return "%s/%s/%s" % (item.get("kind"), item.get("namespace"), item.get("name"))
-
-
-def workload_ref(item):
-    return {"kind": item.get("kind"), "namespace": item.get("namespace"), "name": item.get("name")}
 
 
 # --------------------------------------------------------------------------- df verdicts
