@@ -540,7 +540,8 @@ def write(path, meta, data):
             "limit of 512Mi/1Gi/2Gi, or app + sidecar), 1 of 5 already mounting a 1Gi memory-backed /dev/shm (left alone by every contender). "
             "Size %s, %s workers for shm_patch's `parallelism` and the concurrent script. Before every timed run the objects are reset to their "
             "original template and the deployment controller has settled (observedGeneration == generation for all); contenders' order rotates "
-            "between repeats. Settling took %.0f s in all."
+            "between repeats. Settling took %.0f s in all. Then, untimed, each run waits (at most 2 min) for no namespace "
+            "to be terminating and the machine's CPU to be under 40%% busy over a second; waiting took %.0f s in all."
             % (
                 ", ".join(str(n) for n in n_list),
                 ", `paused: true`" if args.get("paused", True) else "",
@@ -548,6 +549,7 @@ def write(path, meta, data):
                 args.get("size"),
                 args.get("workers"),
                 data.get("settle_seconds", 0),
+                data.get("quiet_seconds", 0),
             )
         )
         w("")
@@ -564,6 +566,10 @@ def write(path, meta, data):
             "1-minute load average at the start of the timed runs: median %.2f, max %.2f (2 cores shared with the API server, etcd, the controllers and the kubelets)."
             % (median(loads), max(loads))
         )
+        busy = [r["busy"] for r in R.runs if r.get("busy") is not None]
+        if busy:
+            w("")
+            w("Machine CPU busy in the second before the timed runs: median %.0f%%, max %.0f%%." % (100 * median(busy), 100 * max(busy)))
         w("")
     problems = [r for r in R.runs if not r.get("ok")]
     notes = list(data.get("notes") or [])

@@ -40,6 +40,8 @@ from countproxy import CountingProxy
 # The contenders that fix the objects, in their default order; see README "Contenders".
 WRITERS = ("shm_patch", "script_seq", "script_conc", "kubectl_loop", "kcore_loop")
 QUICK_CONTENDERS = ("shm_patch", "script_conc", "kubectl_loop")
+QUIET_BUSY = 0.4  # wait_quiet: the machine's CPU share that counts as quiet ...
+QUIET_WAIT = 120  # ... and the most it waits for it (s)
 PHASES = ("real", "noop", "count", "audit", "df", "fleet")
 N_PHASES = ("real", "noop", "count", "audit")  # the phases measured at each --n
 PLAYBOOKS = {"shm_patch": "b_shm_patch.yml", "kcore_loop": "a_kcore_loop.yml", "noop": "noop.yml", "shm_info": "c_shm_info.yml", "df_module": "d_shm_df.yml"}
@@ -204,6 +206,20 @@ def tree_result(tree_dir):
         return {}
 
 
+def machine_busy(seconds=1.0):
+    """Share of the machine's CPU time (all cores) that was busy during the next ``seconds`` (/proc/stat)."""
+
+    def snap():
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
+
+    total0, idle0 = snap()
+    time.sleep(seconds)
+    total1, idle1 = snap()
+    return 1.0 - (idle1 - idle0) / float(max(total1 - total0, 1))
+
+
 # ---------------------------------------------------------------- the bench
 
 
@@ -216,7 +232,7 @@ class Bench:
         self.proxy = None
         self.proxy_kubeconfig = None
         self.deadline = time.monotonic() + args.max_minutes * 60 if args.max_minutes else None
-        self.data = {"runs": [], "counts": [], "fleet": {}, "df": {}, "notes": [], "aborted": None, "settle_seconds": 0.0}
+        self.data = {"runs": [], "counts": [], "fleet": {}, "df": {}, "notes": [], "aborted": None, "settle_seconds": 0.0, "quiet_seconds": 0.0}
         self.fleet_started = False
 
     # ---- helpers
@@ -239,6 +255,25 @@ class Bench:
         if restored:
             log("  reset: %d Deployments restored, settled in %.1fs" % (restored, secs))
         return restored
+
+    def terminating_namespaces(self):
+        return [ns["metadata"]["name"] for ns in self.kube.list("/api/v1/namespaces") if (ns.get("status") or {}).get("phase") == "Terminating"]
+
+    def wait_quiet(self):
+        """Before a timed run, untimed: no namespace still terminating (its pods torn down by the kubelets, an
+        earlier phase's or test's), then the machine's CPU under QUIET_BUSY over a second; at most QUIET_WAIT s
+        in all, then the run starts anyway. Returns the busy share it starts at (recorded with the run).
+
+        The contenders do not load the machine alike (ansible-playbook is CPU-bound, the scripts wait on the
+        API server), so background work skews their ratio; this keeps it out where it ends by itself."""
+        t0 = time.monotonic()
+        while self.terminating_namespaces() and time.monotonic() - t0 < QUIET_WAIT:
+            time.sleep(2)
+        busy = machine_busy()
+        while busy > QUIET_BUSY and time.monotonic() - t0 < QUIET_WAIT:
+            busy = machine_busy()
+        self.data["quiet_seconds"] += time.monotonic() - t0
+        return busy
 
     def record(self, phase, contender, n, rep, r, problems=(), **extra):
         r = dict(r)
@@ -301,7 +336,8 @@ class Bench:
             try:
                 if before:
                     before()
-                r = self.runner.run(c, a.kubeconfig, a.context, a.namespace, n)
+                busy = self.wait_quiet()
+                r = dict(self.runner.run(c, a.kubeconfig, a.context, a.namespace, n), busy=busy)
                 problems = check(r) if check else []
             except Exception as err:
                 if attempt == 2 or (self.kube.ready() and apiserver_pid() == pid0):
@@ -479,7 +515,8 @@ class Bench:
             )
         for rep in range(a.repeats):
             for c in rotate(["df_module", "df_kubectl"], rep):
-                r = self.runner.run(c, a.kubeconfig, a.context, DF_NAMESPACE, 60, extra=extra)
+                busy = self.wait_quiet()
+                r = dict(self.runner.run(c, a.kubeconfig, a.context, DF_NAMESPACE, 60, extra=extra), busy=busy)
                 problems = []
                 if c == "df_kubectl":
                     got = sum(1 for line in r["_stdout"].splitlines() if "/dev/shm" in line)
@@ -847,7 +884,7 @@ def parse_args(argv=None):
         help="the CI variant: N=100, shm_patch vs script_conc vs kubectl_loop, real runs only; exit 1 when shm_patch is slower than the kubectl loop or than 2x the concurrent script",
     )
     p.add_argument("--n", type=int_list, default=None, help="comma list of N (default 100,1000,5000; --quick: 100)")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats of every figure, median reported (default 3)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats of every figure, median reported (default 3; --quick: 5)")
     p.add_argument("--kcore-repeats", type=int, default=None, help="repeats of the kubernetes.core loop at N >= 1000 (default: --repeats)")
     p.add_argument("--kcore-max-n", type=int, default=1000, help="largest N for the kubernetes.core loop (default 1000)")
     p.add_argument("--contenders", default=None, help="comma list of %s (default: all; --quick: %s)" % (",".join(WRITERS), ",".join(QUICK_CONTENDERS)))
@@ -885,8 +922,10 @@ def parse_args(argv=None):
         args.n = args.n or [100]
         args.contenders = args.contenders or ",".join(QUICK_CONTENDERS)
         args.phases = args.phases or "real"
+        args.repeats = args.repeats or 5
         args.namespace = args.namespace or "shmfix-bench-quick-%d" % os.getpid()
     args.n = args.n or [100, 1000, 5000]
+    args.repeats = args.repeats or 3
     args.contenders = [c.strip() for c in (args.contenders or ",".join(WRITERS)).split(",") if c.strip()]
     args.phases = [x.strip() for x in (args.phases or ",".join(PHASES)).split(",") if x.strip()]
     args.namespace = args.namespace or "shmfix-bench"
