@@ -17,6 +17,7 @@ import time
 
 import kube as kubemod
 import workload as wl
+from machine import machine_jiffies
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -29,13 +30,6 @@ KUBECONFIG = os.path.join(ROOT, ".localcluster", "kubeconfig")
 CONTEXT = "shmfix-local"
 NAMESPACE = "shmfix-bench-df"
 SELECTOR = wl.LABEL + "-df=true"
-
-
-def machine_jiffies():
-    """(busy, total) jiffies of all cores since boot; busy excludes idle and iowait."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    return sum(values) - values[3] - values[4], sum(values)
 
 
 def measure(kube, parallelism):

@@ -289,6 +289,16 @@ def ascii_chart(series, width=60, height=16):
 # ---------------------------------------------------------------- the document
 
 
+def quiet_sentence(quiet):
+    """What run.py's wait_quiet did before the timed runs, from its own bounds ('' for a run made before it)."""
+    if not quiet:
+        return ""
+    return (
+        " Then, untimed, each run waits (at most %.0f s) for no namespace to be terminating and the machine's CPU to be under %.0f%% busy"
+        " over a second; waiting took %.0f s in all." % (quiet["max_wait"], 100 * quiet["max_busy"], quiet["seconds"])
+    )
+
+
 def write(path, meta, data):
     R = Runs(data)
     args = meta.get("args") or {}
@@ -540,8 +550,7 @@ def write(path, meta, data):
             "limit of 512Mi/1Gi/2Gi, or app + sidecar), 1 of 5 already mounting a 1Gi memory-backed /dev/shm (left alone by every contender). "
             "Size %s, %s workers for shm_patch's `parallelism` and the concurrent script. Before every timed run the objects are reset to their "
             "original template and the deployment controller has settled (observedGeneration == generation for all); contenders' order rotates "
-            "between repeats. Settling took %.0f s in all. Then, untimed, each run waits (at most 2 min) for no namespace "
-            "to be terminating and the machine's CPU to be under 40%% busy over a second; waiting took %.0f s in all."
+            "between repeats. Settling took %.0f s in all.%s"
             % (
                 ", ".join(str(n) for n in n_list),
                 ", `paused: true`" if args.get("paused", True) else "",
@@ -549,7 +558,7 @@ def write(path, meta, data):
                 args.get("size"),
                 args.get("workers"),
                 data.get("settle_seconds", 0),
-                data.get("quiet_seconds", 0),
+                quiet_sentence(data.get("quiet")),
             )
         )
         w("")

@@ -36,6 +36,7 @@ import kube as kubemod
 import report
 import workload as wl
 from countproxy import CountingProxy
+from machine import machine_busy
 
 # The contenders that fix the objects, in their default order; see README "Contenders".
 WRITERS = ("shm_patch", "script_seq", "script_conc", "kubectl_loop", "kcore_loop")
@@ -206,20 +207,6 @@ def tree_result(tree_dir):
         return {}
 
 
-def machine_busy(seconds=1.0):
-    """Share of the machine's CPU time (all cores) that was busy during the next ``seconds`` (/proc/stat)."""
-
-    def snap():
-        with open("/proc/stat") as f:
-            ticks = [int(x) for x in f.readline().split()[1:]]
-        return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
-
-    total0, idle0 = snap()
-    time.sleep(seconds)
-    total1, idle1 = snap()
-    return 1.0 - (idle1 - idle0) / float(max(total1 - total0, 1))
-
-
 # ---------------------------------------------------------------- the bench
 
 
@@ -232,7 +219,8 @@ class Bench:
         self.proxy = None
         self.proxy_kubeconfig = None
         self.deadline = time.monotonic() + args.max_minutes * 60 if args.max_minutes else None
-        self.data = {"runs": [], "counts": [], "fleet": {}, "df": {}, "notes": [], "aborted": None, "settle_seconds": 0.0, "quiet_seconds": 0.0}
+        self.data = {"runs": [], "counts": [], "fleet": {}, "df": {}, "notes": [], "aborted": None, "settle_seconds": 0.0}
+        self.data["quiet"] = {"max_busy": QUIET_BUSY, "max_wait": QUIET_WAIT, "seconds": 0.0}
         self.fleet_started = False
 
     # ---- helpers
@@ -272,7 +260,7 @@ class Bench:
         busy = machine_busy()
         while busy > QUIET_BUSY and time.monotonic() - t0 < QUIET_WAIT:
             busy = machine_busy()
-        self.data["quiet_seconds"] += time.monotonic() - t0
+        self.data["quiet"]["seconds"] += time.monotonic() - t0
         return busy
 
     def record(self, phase, contender, n, rep, r, problems=(), **extra):
