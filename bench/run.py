@@ -263,6 +263,11 @@ class Bench:
         self.data["quiet"]["seconds"] += time.monotonic() - t0
         return busy
 
+    def timed_run(self, c, namespace, n, extra=None):
+        """One timed run of contender c once the machine is quiet, with the busy share it started at."""
+        busy = self.wait_quiet()
+        return dict(self.runner.run(c, self.args.kubeconfig, self.args.context, namespace, n, extra=extra), busy=busy)
+
     def record(self, phase, contender, n, rep, r, problems=(), **extra):
         r = dict(r)
         stdout = r.pop("_stdout", "")
@@ -324,8 +329,7 @@ class Bench:
             try:
                 if before:
                     before()
-                busy = self.wait_quiet()
-                r = dict(self.runner.run(c, a.kubeconfig, a.context, a.namespace, n), busy=busy)
+                r = self.timed_run(c, a.namespace, n)
                 problems = check(r) if check else []
             except Exception as err:
                 if attempt == 2 or (self.kube.ready() and apiserver_pid() == pid0):
@@ -503,8 +507,7 @@ class Bench:
             )
         for rep in range(a.repeats):
             for c in rotate(["df_module", "df_kubectl"], rep):
-                busy = self.wait_quiet()
-                r = dict(self.runner.run(c, a.kubeconfig, a.context, DF_NAMESPACE, 60, extra=extra), busy=busy)
+                r = self.timed_run(c, DF_NAMESPACE, 60, extra=extra)
                 problems = []
                 if c == "df_kubectl":
                     got = sum(1 for line in r["_stdout"].splitlines() if "/dev/shm" in line)
