@@ -477,12 +477,20 @@ def write(path, meta, data):
         w("")
         w(
             "`inventories/fleet-local.yml` limited to the fleet clusters (`-e shmfix_clusters=...`), %s Deployments (replicas 0, not paused: every patch "
-            "rolls out a new ReplicaSet) per cluster in `%s`, `remediate_batch_size` %s, size %s. Each run starts from reset objects with the controllers settled."
-            % (fl.get("workloads"), "shmfix-bench-fleet", fl.get("batch_size") or "(role default)", args.get("size"))
+            "rolls out a new ReplicaSet) per cluster in `%s`, `remediate_batch_size` %s, size %s. Each run starts from reset objects with the controllers settled%s. "
+            "CPU s is the Ansible tree's; control planes CPU s is what the run's clusters' kube-apiservers and kube-controller-managers and "
+            "the etcd they share used meanwhile (from their pid files)."
+            % (
+                fl.get("workloads"),
+                "shmfix-bench-fleet",
+                fl.get("batch_size") or "(role default)",
+                args.get("size"),
+                ", after the same quiet wait as the other timed runs" if any("busy" in r for r in R.select("fleet", "fleet_all")) else "",
+            )
         )
         w("")
-        w("| run | clusters | wall s (median) | min-max | runs | CPU s | peak RSS MB (tree) | clusters ok |")
-        w("|---|---:|---:|---:|---:|---:|---:|---|")
+        w("| run | clusters | wall s (median) | min-max | runs | CPU s | control planes CPU s | peak RSS MB (tree) | clusters ok |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for c in ("fleet_1", "fleet_all"):
             runs = R.select("fleet", c)
             bad = R.failed("fleet", c)
@@ -491,7 +499,7 @@ def write(path, meta, data):
                 continue
             last = (runs or bad)[-1]
             w(
-                "| %s | %d | **%s** | %s | %d%s | %s | %s | %s |"
+                "| %s | %d | **%s** | %s | %d%s | %s | %s | %s | %s |"
                 % (
                     TITLES[c],
                     last.get("clusters") or 0,
@@ -500,6 +508,7 @@ def write(path, meta, data):
                     len(walls),
                     " (+%d failed: %s)" % (len(bad), "; ".join(bad[-1]["problems"])[:300]) if bad else "",
                     fmt_s(median([r["cpu"] for r in runs if r.get("cpu") is not None])),
+                    fmt_s(median([r["control_plane_cpu"] for r in runs if r.get("control_plane_cpu") is not None])),
                     fmt_mb(max((r.get("tree_rss_kb") or 0) for r in runs) if runs else None),
                     "%d/%d" % (sum(1 for s in last.get("statuses", {}).values() if s == "ok"), len(last.get("statuses", {}))),
                 )
@@ -507,12 +516,13 @@ def write(path, meta, data):
         for r in R.select("fleet_failure", "fleet_failure", ok=False):
             k = r.get("killed") or {}
             w(
-                "| %s (1 run) | %d | %s | | 1 | %s | %s | %s |"
+                "| %s (1 run) | %d | %s | | 1 | %s | %s | %s | %s |"
                 % (
                     TITLES["fleet_failure"],
                     r.get("clusters") or 0,
                     fmt_s(r["wall"]),
                     fmt_s(r.get("cpu")),
+                    fmt_s(r.get("control_plane_cpu")),
                     fmt_mb(r.get("tree_rss_kb")),
                     ", ".join("%s %s" % kv for kv in sorted((r.get("statuses") or {}).items())),
                 )

@@ -36,7 +36,7 @@ import kube as kubemod
 import report
 import workload as wl
 from countproxy import CountingProxy
-from machine import machine_busy
+from machine import machine_busy, pid_of, process_cpu_seconds
 
 # The contenders that fix the objects, in their default order; see README "Contenders".
 WRITERS = ("shm_patch", "script_seq", "script_conc", "kubectl_loop", "kcore_loop")
@@ -591,9 +591,13 @@ class Bench:
         argv, env = self.fleet_command(clusters, report_dir)
         killed = {}
         stop = threading.Event()
+        busy = self.wait_quiet()
         if victim is not None:
             threading.Thread(target=self.kill_halfway, args=(victim, stop, killed), daemon=True).start()
-        r = self.runner.execute(argv, env, a.run_timeout or 3600, cwd=ROOT)
+        pids = [pid for pid in (pid_of(f) for f in control_plane_pidfiles(clusters)) if pid]
+        cpu_before = [process_cpu_seconds(pid) for pid in pids]
+        r = dict(self.runner.execute(argv, env, a.run_timeout or 3600, cwd=ROOT), busy=busy)
+        r["control_plane_cpu"] = round(sum(control_plane_cpu(pids, cpu_before)), 1)
         stop.set()
         rep_json = {}
         found = sorted(os.listdir(report_dir))
@@ -612,7 +616,6 @@ class Bench:
         for i in clusters:
             if i != victim and statuses.get("shmfix-fleet-%d" % i) != "ok":
                 problems.append("shmfix-fleet-%d reported %s" % (i, statuses.get("shmfix-fleet-%d" % i)))
-        r = dict(r)
         if victim is None:
             return self.record("fleet", label, a.fleet_workloads, rep, r, problems, clusters=len(clusters), statuses=statuses)
         # the failure run: a non-zero exit and the victim reported failed/unreachable are what is expected
@@ -767,25 +770,25 @@ def apiserver_pid():
     return pid_of(os.path.join(ROOT, ".localcluster", "run", "kube-apiserver.pid"))
 
 
-def fleet_pidfile(i):
-    return os.path.join(ROOT, ".localcluster", "fleet", "run", "shmfix-fleet-%d-kube-apiserver.pid" % i)
+def fleet_pidfile(i, component="kube-apiserver"):
+    return os.path.join(ROOT, ".localcluster", "fleet", "run", "shmfix-fleet-%d-%s.pid" % (i, component))
 
 
-def pid_of(pidfile):
-    """The live pid a localcluster pid file names ("<pid> <binary>"), checked against /proc/<pid>/exe, or None."""
-    try:
-        with open(pidfile) as f:
-            parts = f.read().split()
-        pid = int(parts[0])
-        exe = os.readlink("/proc/%d/exe" % pid).replace(" (deleted)", "")
-        if len(parts) > 1 and exe != parts[1]:
-            return None
-        with open("/proc/%d/stat" % pid) as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return None
-        return pid
-    except (OSError, ValueError, IndexError):
-        return None
+def control_plane_pidfiles(clusters):
+    """Pid files of the fleet clusters' kube-apiservers and kube-controller-managers, and of the etcd they share."""
+    files = [fleet_pidfile(i, c) for i in clusters for c in ("kube-apiserver", "kube-controller-manager")]
+    return files + [os.path.join(ROOT, ".localcluster", "run", "etcd.pid")]
+
+
+def control_plane_cpu(pids, before):
+    """CPU seconds each process used since ``before`` (0 for one that ended: a victim's killed apiserver)."""
+    out = []
+    for pid, was in zip(pids, before):
+        try:
+            out.append(process_cpu_seconds(pid) - was)
+        except OSError:
+            out.append(0.0)
+    return out
 
 
 # ---------------------------------------------------------------- versions, arguments
