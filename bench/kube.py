@@ -37,7 +37,8 @@ class Kube:
         self.timeout = timeout
         self._local = threading.local()
 
-    def request(self, method, path, body=None, query=None, content_type="application/json", ok=(200, 201, 202), timeout=None):
+    def request(self, method, path, body=None, query=None, content_type="application/json", ok=(200, 201, 202), timeout=None, parse=True):
+        """The answer's JSON (its text with parse=False; None for an allowed 404); ApiError for a status not in ok."""
         url = self.host + path + ("?" + urlencode(query) if query else "")
         headers = {"Accept": "application/json"}
         if body is not None:
@@ -52,6 +53,8 @@ class Kube:
             raise ApiError(resp.status, method, path, text)
         if resp.status == 404:  # allowed by the caller: "not there"
             return None
+        if not parse:
+            return text
         return json.loads(text) if text else {}
 
     def get(self, path, **kw):
