@@ -139,6 +139,9 @@ def main():
     kube = kubemod.Kube(KUBECONFIG, CONTEXT)
     if not kube.ready():
         p.error("%s is not up: make cluster-up && make fleet-up FLEET=1" % CONTEXT)
+    missing = [path for path in PID_FILES if not pid_of(path)]
+    if missing:
+        p.error("no live process in %s: make cluster-up && make fleet-up FLEET=1" % ", ".join(missing))
     wl.ensure(kube, NAMESPACE, args.n, paused=False)
     started = time.monotonic()
     wl.reset(kube, NAMESPACE, args.n, one_rs_each=True, log=print)
