@@ -30,20 +30,20 @@ from collections import Counter, defaultdict
 
 import kube as kubemod
 import workload as wl
-from machine import pid_of, process_cpu_seconds
+from machine import control_plane_pidfiles, cpu_since, cpu_snapshot, pid_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 KUBECONFIG = os.path.join(ROOT, ".localcluster", "fleet", "kubeconfig")
-CONTEXT = "shmfix-fleet-1"
+FLEET_INDEX = 1
+CONTEXT = "shmfix-fleet-%d" % FLEET_INDEX
 NAMESPACE = "shmfix-bench-fleet"
 SITE = os.path.join(HERE, ".venv", "lib", "python3.11", "site-packages")  # ansible.posix (profile_tasks), bench/setup.sh
 TASK_LINE = re.compile(r"^(?P<name>.+?) -{2,} (?P<seconds>[0-9.]+)s$")
 PY_SPY_RATE = 50
 REQUEST_METRIC = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 LABEL = re.compile(r'(\w+)="([^"]*)"')
-PID_FILES = [os.path.join(ROOT, ".localcluster", "fleet", "run", "%s-%s.pid" % (CONTEXT, c)) for c in ("kube-apiserver", "kube-controller-manager")]
-PID_FILES.append(os.path.join(ROOT, ".localcluster", "run", "etcd.pid"))
+PID_FILES = control_plane_pidfiles([FLEET_INDEX])  # its kube-apiserver and kube-controller-manager, and the shared etcd
 
 
 def run_playbook(checkout, n, batch_size, df, out, py_spy=None):
@@ -69,15 +69,10 @@ def run_playbook(checkout, n, batch_size, df, out, py_spy=None):
         return rc, f.read()
 
 
-def process_cpu(pid_files):
-    """{component: CPU seconds so far} of the processes the localcluster pid files name."""
-    return {os.path.basename(path)[: -len(".pid")]: process_cpu_seconds(pid_of(path)) for path in pid_files}
-
-
 def request_counts(kube):
     """Counter {(verb, resource/subresource, code): requests served so far} from the API server's apiserver_request_total."""
     counts = Counter()
-    for line in kube.get("/metrics", parse=False).splitlines():
+    for line in kube.get("/metrics", raw=True).splitlines():
         m = REQUEST_METRIC.match(line)
         if m:
             labels = dict(LABEL.findall(m["labels"]))
@@ -147,9 +142,9 @@ def main():
     wl.reset(kube, NAMESPACE, args.n, one_rs_each=True, log=print)
     print("reset and settled in %.0f s" % (time.monotonic() - started))
     out = args.out or os.path.join(tempfile.mkdtemp(prefix="shmfix-profile-"), "fix-shm.log")
-    cpu_before, requests_before = process_cpu(PID_FILES), request_counts(kube)
+    cpu_before, requests_before = cpu_snapshot(PID_FILES), request_counts(kube)
     rc, text = run_playbook(os.path.abspath(args.checkout), args.n, args.batch_size, args.df, out, args.py_spy)
-    cpu_after, requests = process_cpu(PID_FILES), request_counts(kube) - requests_before
+    cpu_used, requests = cpu_since(cpu_before), request_counts(kube) - requests_before
     problems = wl.verify_fixed(kube, NAMESPACE, args.n, "256Mi")
     wall, cpu, tasks = summarize(text)
     print(
@@ -160,8 +155,8 @@ def main():
     for seconds, runs, name in tasks[: args.top]:
         print("| %s | %d | %.1f |" % (name, runs, seconds))
     print("\n| control plane process | CPU seconds during the run |\n|---|---:|")
-    for name in sorted(cpu_after):
-        print("| %s | %.1f |" % (name, cpu_after[name] - cpu_before[name]))
+    for path in sorted(cpu_used, key=os.path.basename):
+        print("| %s | %.1f |" % (os.path.basename(path)[: -len(".pid")], cpu_used[path]))
     print("\n| API requests to %s during the run (%d in all; the controllers' and the run's) | requests |\n|---|---:|" % (CONTEXT, sum(requests.values())))
     for (verb, resource, code), count in requests.most_common(args.top):
         print("| %s %s, %s | %d |" % (verb, resource, code, count))

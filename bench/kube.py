@@ -37,8 +37,8 @@ class Kube:
         self.timeout = timeout
         self._local = threading.local()
 
-    def request(self, method, path, body=None, query=None, content_type="application/json", ok=(200, 201, 202), timeout=None, parse=True):
-        """The answer's JSON (its text with parse=False; None for an allowed 404); ApiError for a status not in ok."""
+    def request(self, method, path, body=None, query=None, content_type="application/json", ok=(200, 201, 202), timeout=None, raw=False):
+        """The answer's JSON (its text with raw=True, as in the collection's client.Kube.request; None for an allowed 404); ApiError for a status not in ok."""
         url = self.host + path + ("?" + urlencode(query) if query else "")
         headers = {"Accept": "application/json"}
         if body is not None:
@@ -53,7 +53,7 @@ class Kube:
             raise ApiError(resp.status, method, path, text)
         if resp.status == 404:  # allowed by the caller: "not there"
             return None
-        if not parse:
+        if raw:
             return text
         return json.loads(text) if text else {}
 

@@ -36,7 +36,7 @@ import kube as kubemod
 import report
 import workload as wl
 from countproxy import CountingProxy
-from machine import machine_busy, pid_of, process_cpu_seconds
+from machine import RUN_DIR, control_plane_pidfiles, cpu_since, cpu_snapshot, fleet_pidfile, machine_busy, pid_of
 
 # The contenders that fix the objects, in their default order; see README "Contenders".
 WRITERS = ("shm_patch", "script_seq", "script_conc", "kubectl_loop", "kcore_loop")
@@ -594,10 +594,9 @@ class Bench:
         busy = self.wait_quiet()
         if victim is not None:
             threading.Thread(target=self.kill_halfway, args=(victim, stop, killed), daemon=True).start()
-        pids = [pid for pid in (pid_of(f) for f in control_plane_pidfiles(clusters)) if pid]
-        cpu_before = [process_cpu_seconds(pid) for pid in pids]
+        cpu_before = cpu_snapshot(control_plane_pidfiles(clusters))
         r = dict(self.runner.execute(argv, env, a.run_timeout or 3600, cwd=ROOT), busy=busy)
-        r["control_plane_cpu"] = round(sum(control_plane_cpu(pids, cpu_before)), 1)
+        r["control_plane_cpu"] = round(sum(cpu_since(cpu_before).values()), 1)
         stop.set()
         rep_json = {}
         found = sorted(os.listdir(report_dir))
@@ -767,28 +766,7 @@ class Bench:
 
 
 def apiserver_pid():
-    return pid_of(os.path.join(ROOT, ".localcluster", "run", "kube-apiserver.pid"))
-
-
-def fleet_pidfile(i, component="kube-apiserver"):
-    return os.path.join(ROOT, ".localcluster", "fleet", "run", "shmfix-fleet-%d-%s.pid" % (i, component))
-
-
-def control_plane_pidfiles(clusters):
-    """Pid files of the fleet clusters' kube-apiservers and kube-controller-managers, and of the etcd they share."""
-    files = [fleet_pidfile(i, c) for i in clusters for c in ("kube-apiserver", "kube-controller-manager")]
-    return files + [os.path.join(ROOT, ".localcluster", "run", "etcd.pid")]
-
-
-def control_plane_cpu(pids, before):
-    """CPU seconds each process used since ``before`` (0 for one that ended: a victim's killed apiserver)."""
-    out = []
-    for pid, was in zip(pids, before):
-        try:
-            out.append(process_cpu_seconds(pid) - was)
-        except OSError:
-            out.append(0.0)
-    return out
+    return pid_of(os.path.join(RUN_DIR, "kube-apiserver.pid"))
 
 
 # ---------------------------------------------------------------- versions, arguments
